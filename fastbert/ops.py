@@ -1,0 +1,252 @@
+"""The op seam: the only place that decides between the Triton kernels and the torch reference ops.
+
+Every function here takes tensors in the padding-free ("packed") layout the model uses: one row per real
+token, ``cu_seqlens`` marking where each sequence starts. A CUDA tensor goes to the Triton kernels in
+``fastbert.kernels``; a CPU tensor goes to the torch ops below, which are also what the tests compare against.
+``force_backend("triton" | "torch")`` overrides the choice (the kernel tests run the model with the kernels
+forced on under ``TRITON_INTERPRET=1``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+
+import torch
+import torch.nn.functional as F
+
+_BACKENDS = ("auto", "torch", "triton")
+_backend: contextvars.ContextVar[str] = contextvars.ContextVar("fastbert_backend", default="auto")
+
+
+@contextlib.contextmanager
+def force_backend(name: str):
+    """Run the enclosed code with every op on one backend: ``"torch"``, ``"triton"`` or ``"auto"``."""
+    if name not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {name!r}")
+    token = _backend.set(name)
+    try:
+        yield
+    finally:
+        _backend.reset(token)
+
+
+def current_backend() -> str:
+    return _backend.get()
+
+
+def _triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def use_triton(t: torch.Tensor) -> bool:
+    """True when ``t`` should go to the Triton kernels (CUDA tensor, or forced)."""
+    choice = _backend.get()
+    if choice == "torch":
+        return False
+    if choice == "triton":
+        if not _triton_available():
+            raise RuntimeError("force_backend('triton') was requested but triton is not installed")
+        return True
+    return t.is_cuda and _triton_available()
+
+
+# --------------------------------------------------------------------------------------------------------
+# pack / unpack
+# --------------------------------------------------------------------------------------------------------
+
+
+class Packing:
+    """Where the real tokens of a padded ``(batch, seqlen)`` batch live once packed.
+
+    ``indices[i]`` is the flat index (``b * seqlen + t``) of packed token ``i``. Tokens of one sequence are
+    contiguous: sequence ``b`` owns packed rows ``cu_seqlens[b]:cu_seqlens[b+1]``. Its first ``seqused_k[b]``
+    rows are real tokens (queries and keys); a row after them is a query-only token: position 0 of a row whose
+    first column is padding, kept so that the pooler sees the same hidden state as transformers computes there.
+    """
+
+    __slots__ = ("indices", "cu_seqlens", "max_seqlen", "seqused_k", "batch", "seqlen", "first_token")
+
+    def __init__(self, indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token):
+        self.indices = indices
+        self.cu_seqlens = cu_seqlens
+        self.max_seqlen = max_seqlen
+        self.seqused_k = seqused_k
+        self.batch = batch
+        self.seqlen = seqlen
+        self.first_token = first_token  # packed row of each sequence's column-0 token, (batch,)
+
+    @property
+    def total(self) -> int:
+        return int(self.indices.numel())
+
+    @property
+    def has_query_only(self) -> bool:
+        return self.seqused_k is not None
+
+
+def build_packing(attention_mask: torch.Tensor, keep_first: bool = True) -> Packing:
+    """Packing for a ``(batch, seqlen)`` 0/1 mask. Raises if a row has no real token.
+
+    With ``keep_first`` a padded column 0 is kept as a query-only token (needed by the pooler only).
+    """
+    batch, seqlen = attention_mask.shape
+    mask = attention_mask.bool()
+    lengths = mask.sum(dim=1)
+    if bool((lengths == 0).any()):
+        rows = torch.nonzero(lengths == 0).flatten().tolist()
+        raise ValueError(f"attention_mask rows {rows[:8]} have no real token; every sequence needs at least one")
+    extra = (~mask[:, 0]) if keep_first else torch.zeros_like(mask[:, 0])
+    any_extra = bool(extra.any())
+    device = attention_mask.device
+    if not any_extra:
+        # real tokens in their original order, row by row
+        indices = torch.nonzero(mask.flatten()).flatten()
+        counts = lengths
+        seqused_k = None
+    else:
+        # order inside each row: real tokens first, then the query-only column 0
+        key = (~mask).to(torch.int64) * (2 * seqlen) + torch.arange(seqlen, device=device)
+        key[:, 0] = torch.where(extra, seqlen, key[:, 0])  # 0 < seqlen <= key of other pads
+        keep = mask.clone()
+        keep[:, 0] |= extra
+        key = key.masked_fill(~keep, 4 * seqlen)
+        order = torch.argsort(key, dim=1, stable=True)
+        counts = lengths + extra.to(lengths.dtype)
+        col = torch.arange(seqlen, device=device).expand(batch, seqlen)
+        sel = col < counts[:, None]
+        rows = torch.arange(batch, device=device)[:, None].expand(batch, seqlen)
+        indices = (rows * seqlen + order)[sel]
+        seqused_k = lengths.to(torch.int32)
+    cu_seqlens = F.pad(torch.cumsum(counts, 0, dtype=torch.int32), (1, 0))
+    max_seqlen = int(counts.max())
+    # packed row of column 0 for each sequence (real or query-only), used by the pooler
+    if keep_first:
+        flat0 = torch.arange(batch, device=device) * seqlen
+        pos = torch.full((batch * seqlen,), -1, dtype=torch.int64, device=device)
+        pos[indices] = torch.arange(indices.numel(), device=device)
+        first_token = pos[flat0]
+    else:
+        first_token = None
+    return Packing(indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token)
+
+
+def pack(x: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """``(batch, seqlen, ...)`` -> ``(total, ...)``."""
+    return x.reshape(packing.batch * packing.seqlen, *x.shape[2:]).index_select(0, packing.indices)
+
+
+def unpack(x: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """``(total, ...)`` -> ``(batch, seqlen, ...)`` with zeros at padding (differentiable)."""
+    out = x.new_zeros(packing.batch * packing.seqlen, *x.shape[1:])
+    out = out.index_copy(0, packing.indices, x)
+    return out.view(packing.batch, packing.seqlen, *x.shape[1:])
+
+
+# --------------------------------------------------------------------------------------------------------
+# element-wise ops
+# --------------------------------------------------------------------------------------------------------
+
+
+def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    return F.dropout(x, p, training) if (training and p > 0) else x
+
+
+def layer_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    eps: float,
+    residual: torch.Tensor | None = None,
+    x_bias: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    training: bool = False,
+) -> torch.Tensor:
+    """``LayerNorm(dropout(x + x_bias) + residual)`` over the last dimension."""
+    if use_triton(x):
+        from fastbert.kernels.layer_norm import layer_norm as ln_kernel
+
+        return ln_kernel(
+            x, weight, bias, eps, residual=residual, x_bias=x_bias, dropout_p=dropout_p if training else 0.0
+        )
+    if x_bias is not None:
+        x = x + x_bias
+    x = _dropout(x, dropout_p, training)
+    if residual is not None:
+        x = x + residual
+    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+
+
+def bias_gelu(x: torch.Tensor, bias: torch.Tensor | None, approximate: str = "none") -> torch.Tensor:
+    """``gelu(x + bias)``: ``approximate="none"`` is BERT's exact erf GELU, ``"tanh"`` the tanh form."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    if use_triton(x):
+        from fastbert.kernels.gelu import bias_gelu as gelu_kernel
+
+        return gelu_kernel(x, bias, approximate=approximate)
+    if bias is not None:
+        x = x + bias
+    return F.gelu(x, approximate=approximate)
+
+
+# --------------------------------------------------------------------------------------------------------
+# attention
+# --------------------------------------------------------------------------------------------------------
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    packing: Packing,
+    softmax_scale: float | None = None,
+    dropout_p: float = 0.0,
+    training: bool = False,
+) -> torch.Tensor:
+    """Bidirectional attention inside each packed sequence. ``q, k, v``: ``(total, heads, head_dim)``.
+
+    Keys of sequence ``b`` are its first ``seqused_k[b]`` rows (all of them when ``seqused_k`` is None).
+    Returns ``(total, heads, head_dim)``.
+    """
+    head_dim = q.shape[-1]
+    scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(head_dim)
+    p = dropout_p if training else 0.0
+    if use_triton(q):
+        from fastbert.kernels.attention import attention as attn_kernel
+
+        return attn_kernel(
+            q, k, v, packing.cu_seqlens, packing.max_seqlen, seqused_k=packing.seqused_k,
+            softmax_scale=scale, dropout_p=p,
+        )
+    return attention_torch(q, k, v, packing, scale, p)
+
+
+def attention_torch(q, k, v, packing: Packing, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
+    """Torch path: scatter into ``(batch, heads, max_seqlen, head_dim)`` and run SDPA with a key mask."""
+    batch, width = packing.batch, packing.max_seqlen
+    total, heads, head_dim = q.shape
+    cu = packing.cu_seqlens.to(torch.int64)
+    lengths = cu[1:] - cu[:-1]
+    row = torch.repeat_interleave(torch.arange(batch, device=q.device), lengths, output_size=total)
+    col = torch.arange(total, device=q.device) - cu[:-1].index_select(0, row)
+    dest = row * width + col
+
+    def scatter(t):
+        buf = t.new_zeros(batch * width, heads, head_dim).index_copy(0, dest, t)
+        return buf.view(batch, width, heads, head_dim).transpose(1, 2)
+
+    qp, kp, vp = scatter(q), scatter(k), scatter(v)
+    used = packing.seqused_k.to(torch.int64) if packing.seqused_k is not None else lengths
+    all_full = packing.seqused_k is None and bool((lengths == width).all())
+    mask = None
+    if not all_full:
+        mask = (torch.arange(width, device=q.device)[None, :] < used[:, None])[:, None, None, :]
+    out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+    out = out.transpose(1, 2).reshape(batch * width, heads, head_dim)
+    return out.index_select(0, dest)
