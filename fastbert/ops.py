@@ -66,13 +66,17 @@ class Packing:
 
     ``indices[i]`` is the flat index (``b * seqlen + t``) of packed token ``i``. Tokens of one sequence are
     contiguous: sequence ``b`` owns packed rows ``cu_seqlens[b]:cu_seqlens[b+1]``. Its first ``seqused_k[b]``
-    rows are real tokens (queries and keys); a row after them is a query-only token: position 0 of a row whose
-    first column is padding, kept so that the pooler sees the same hidden state as transformers computes there.
+    rows are real tokens (queries and keys); rows after them are query-only padding positions, kept where a
+    caller needs the hidden state transformers computes at a padding position (the pooler reads column 0).
+    ``seqused_k`` is None when there is no query-only row. ``identity`` means no padding at all: packing is a
+    reshape.
     """
 
-    __slots__ = ("indices", "cu_seqlens", "max_seqlen", "seqused_k", "batch", "seqlen", "first_token")
+    __slots__ = (
+        "indices", "cu_seqlens", "max_seqlen", "seqused_k", "batch", "seqlen", "first_token", "identity", "_layout"
+    )
 
-    def __init__(self, indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token):
+    def __init__(self, indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token, identity):
         self.indices = indices
         self.cu_seqlens = cu_seqlens
         self.max_seqlen = max_seqlen
@@ -80,72 +84,85 @@ class Packing:
         self.batch = batch
         self.seqlen = seqlen
         self.first_token = first_token  # packed row of each sequence's column-0 token, (batch,)
+        self.identity = identity
+        self._layout = None  # cached by the torch attention path
 
     @property
     def total(self) -> int:
         return int(self.indices.numel())
 
-    @property
-    def has_query_only(self) -> bool:
-        return self.seqused_k is not None
+
+QUERY_ONLY = ("none", "first", "all")
 
 
-def build_packing(attention_mask: torch.Tensor, keep_first: bool = True) -> Packing:
+def build_packing(attention_mask: torch.Tensor, query_only: str = "first") -> Packing:
     """Packing for a ``(batch, seqlen)`` 0/1 mask. Raises if a row has no real token.
 
-    With ``keep_first`` a padded column 0 is kept as a query-only token (needed by the pooler only).
+    ``query_only`` says which padding positions are still computed, as queries that attend to the real
+    tokens only: ``"none"``, ``"first"`` (column 0, for the pooler) or ``"all"`` (every position, the exact
+    transformers output at padding, used where a loss reads padding positions).
     """
+    if query_only not in QUERY_ONLY:
+        raise ValueError(f"query_only must be one of {QUERY_ONLY}, got {query_only!r}")
     batch, seqlen = attention_mask.shape
+    device = attention_mask.device
     mask = attention_mask.bool()
     lengths = mask.sum(dim=1)
     if bool((lengths == 0).any()):
         rows = torch.nonzero(lengths == 0).flatten().tolist()
         raise ValueError(f"attention_mask rows {rows[:8]} have no real token; every sequence needs at least one")
-    extra = (~mask[:, 0]) if keep_first else torch.zeros_like(mask[:, 0])
-    any_extra = bool(extra.any())
-    device = attention_mask.device
+    if query_only == "first":
+        extra = torch.zeros_like(mask)
+        extra[:, 0] = ~mask[:, 0]
+    elif query_only == "all":
+        extra = ~mask
+    else:
+        extra = None
+    any_extra = extra is not None and bool(extra.any())
+    arange = torch.arange(seqlen, device=device)
     if not any_extra:
         # real tokens in their original order, row by row
-        indices = torch.nonzero(mask.flatten()).flatten()
+        identity = bool((lengths == seqlen).all())
+        if identity:
+            indices = torch.arange(batch * seqlen, device=device)
+        else:
+            indices = torch.nonzero(mask.flatten()).flatten()
         counts = lengths
         seqused_k = None
     else:
-        # order inside each row: real tokens first, then the query-only column 0
-        key = (~mask).to(torch.int64) * (2 * seqlen) + torch.arange(seqlen, device=device)
-        key[:, 0] = torch.where(extra, seqlen, key[:, 0])  # 0 < seqlen <= key of other pads
-        keep = mask.clone()
-        keep[:, 0] |= extra
-        key = key.masked_fill(~keep, 4 * seqlen)
-        order = torch.argsort(key, dim=1, stable=True)
-        counts = lengths + extra.to(lengths.dtype)
-        col = torch.arange(seqlen, device=device).expand(batch, seqlen)
-        sel = col < counts[:, None]
-        rows = torch.arange(batch, device=device)[:, None].expand(batch, seqlen)
+        identity = False
+        # order inside each row: real tokens, then query-only positions, then dropped ones (not selected)
+        key = torch.where(mask, arange, torch.where(extra, seqlen + arange, 2 * seqlen + arange))
+        order = torch.argsort(key, dim=1)
+        counts = lengths + extra.sum(dim=1)
+        sel = arange[None, :] < counts[:, None]
+        rows = torch.arange(batch, device=device)[:, None]
         indices = (rows * seqlen + order)[sel]
         seqused_k = lengths.to(torch.int32)
     cu_seqlens = F.pad(torch.cumsum(counts, 0, dtype=torch.int32), (1, 0))
     max_seqlen = int(counts.max())
-    # packed row of column 0 for each sequence (real or query-only), used by the pooler
-    if keep_first:
-        flat0 = torch.arange(batch, device=device) * seqlen
+    if query_only == "none":
+        first_token = None
+    elif identity:
+        first_token = torch.arange(batch, device=device) * seqlen
+    else:
         pos = torch.full((batch * seqlen,), -1, dtype=torch.int64, device=device)
         pos[indices] = torch.arange(indices.numel(), device=device)
-        first_token = pos[flat0]
-    else:
-        first_token = None
-    return Packing(indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token)
+        first_token = pos[torch.arange(batch, device=device) * seqlen]
+    return Packing(indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token, identity)
 
 
 def pack(x: torch.Tensor, packing: Packing) -> torch.Tensor:
     """``(batch, seqlen, ...)`` -> ``(total, ...)``."""
-    return x.reshape(packing.batch * packing.seqlen, *x.shape[2:]).index_select(0, packing.indices)
+    flat = x.reshape(packing.batch * packing.seqlen, *x.shape[2:])
+    return flat if packing.identity else flat.index_select(0, packing.indices)
 
 
 def unpack(x: torch.Tensor, packing: Packing) -> torch.Tensor:
-    """``(total, ...)`` -> ``(batch, seqlen, ...)`` with zeros at padding (differentiable)."""
-    out = x.new_zeros(packing.batch * packing.seqlen, *x.shape[1:])
-    out = out.index_copy(0, packing.indices, x)
-    return out.view(packing.batch, packing.seqlen, *x.shape[1:])
+    """``(total, ...)`` -> ``(batch, seqlen, ...)`` with zeros where nothing was computed (differentiable)."""
+    if not packing.identity:
+        x = x.new_zeros(packing.batch * packing.seqlen, *x.shape[1:]).index_copy(0, packing.indices, x)
+    return x.view(packing.batch, packing.seqlen, *x.shape[1:])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -195,6 +212,39 @@ def bias_gelu(x: torch.Tensor, bias: torch.Tensor | None, approximate: str = "no
     return F.gelu(x, approximate=approximate)
 
 
+def dense_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, approximate) -> torch.Tensor:
+    """``act(x @ weight.T + bias)``: BERT's intermediate layer. ``approximate`` is ``"none"``/``"tanh"`` for GELU,
+    or the name of another activation (``"relu"``, ``"silu"``), which always runs in torch."""
+    if approximate in ("none", "tanh"):
+        if use_triton(x):
+            return bias_gelu(F.linear(x, weight), bias, approximate)
+        return F.gelu(F.linear(x, weight, bias), approximate=approximate)
+    h = F.linear(x, weight, bias)
+    if approximate == "relu":
+        return F.relu(h)
+    if approximate in ("silu", "swish"):
+        return F.silu(h)
+    raise ValueError(f"unsupported activation {approximate!r}")
+
+
+def dense_add_layer_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    residual: torch.Tensor,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    eps: float,
+    dropout_p: float = 0.0,
+    training: bool = False,
+) -> torch.Tensor:
+    """``LayerNorm(dropout(x @ weight.T + bias) + residual)``: BERT's attention-output and output layers."""
+    if use_triton(x):
+        return layer_norm(F.linear(x, weight), ln_weight, ln_bias, eps, residual, bias, dropout_p, training)
+    h = F.linear(x, weight, bias)
+    return layer_norm(h, ln_weight, ln_bias, eps, residual, None, dropout_p, training)
+
+
 # --------------------------------------------------------------------------------------------------------
 # attention
 # --------------------------------------------------------------------------------------------------------
@@ -228,25 +278,43 @@ def attention(
 
 
 def attention_torch(q, k, v, packing: Packing, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
-    """Torch path: scatter into ``(batch, heads, max_seqlen, head_dim)`` and run SDPA with a key mask."""
+    """Torch path: lay the packed rows out as ``(batch, heads, max_seqlen, head_dim)`` and run SDPA with a
+    key mask (without padding this is a view, no copy)."""
     batch, width = packing.batch, packing.max_seqlen
     total, heads, head_dim = q.shape
+    if packing.identity:
+        def to_padded(t):
+            return t.view(batch, width, heads, head_dim).transpose(1, 2)
+
+        mask = None
+    else:
+        dest, mask = _padded_layout(packing)
+
+        def to_padded(t):
+            buf = t.new_zeros(batch * width, heads, head_dim).index_copy(0, dest, t)
+            return buf.view(batch, width, heads, head_dim).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(
+        to_padded(q), to_padded(k), to_padded(v), attn_mask=mask, dropout_p=dropout_p, scale=scale
+    )
+    out = out.transpose(1, 2).reshape(batch * width, heads, head_dim)
+    return out if packing.identity else out.index_select(0, dest)
+
+
+
+def _padded_layout(packing: Packing):
+    """Row of each packed token in a ``(batch * max_seqlen)`` layout, and the boolean key mask (cached)."""
+    cached = getattr(packing, "_layout", None)
+    if cached is not None:
+        return cached
+    batch, width, device = packing.batch, packing.max_seqlen, packing.cu_seqlens.device
     cu = packing.cu_seqlens.to(torch.int64)
     lengths = cu[1:] - cu[:-1]
-    row = torch.repeat_interleave(torch.arange(batch, device=q.device), lengths, output_size=total)
-    col = torch.arange(total, device=q.device) - cu[:-1].index_select(0, row)
+    total = packing.total
+    row = torch.repeat_interleave(torch.arange(batch, device=device), lengths, output_size=total)
+    col = torch.arange(total, device=device) - cu[:-1].index_select(0, row)
     dest = row * width + col
-
-    def scatter(t):
-        buf = t.new_zeros(batch * width, heads, head_dim).index_copy(0, dest, t)
-        return buf.view(batch, width, heads, head_dim).transpose(1, 2)
-
-    qp, kp, vp = scatter(q), scatter(k), scatter(v)
     used = packing.seqused_k.to(torch.int64) if packing.seqused_k is not None else lengths
-    all_full = packing.seqused_k is None and bool((lengths == width).all())
-    mask = None
-    if not all_full:
-        mask = (torch.arange(width, device=q.device)[None, :] < used[:, None])[:, None, None, :]
-    out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=mask, dropout_p=dropout_p, scale=scale)
-    out = out.transpose(1, 2).reshape(batch * width, heads, head_dim)
-    return out.index_select(0, dest)
+    mask = (torch.arange(width, device=device)[None, :] < used[:, None])[:, None, None, :]
+    packing._layout = (dest, mask)
+    return dest, mask
