@@ -122,7 +122,7 @@ class BertLayer(nn.Module):
     def forward(self, x: torch.Tensor, packing: ops.Packing) -> torch.Tensor:
         total = x.shape[0]
         qkv_lin = self.attention.self.qkv
-        qkv = F.linear(x, qkv_lin.weight, qkv_lin.bias).view(total, 3, self.heads, self.head_dim)
+        qkv = ops.linear(x, qkv_lin.weight, qkv_lin.bias).view(total, 3, self.heads, self.head_dim)
         q, k, v = qkv.unbind(1)
         ctx = ops.attention(q, k, v, packing, dropout_p=self.attn_p, training=self.training)
         ctx = ctx.reshape(total, self.heads * self.head_dim)
@@ -179,7 +179,7 @@ class BertLMPredictionHead(nn.Module):
 
     def forward(self, x, word_embeddings: torch.Tensor):
         decoder = self.decoder.weight if hasattr(self, "decoder") else word_embeddings
-        return F.linear(self.transform(x), decoder, self.bias)
+        return ops.linear(self.transform(x), decoder, self.bias)
 
 
 class BertPreTrainingHeads(nn.Module):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -212,14 +213,70 @@ def bias_gelu(x: torch.Tensor, bias: torch.Tensor | None, approximate: str = "no
     return F.gelu(x, approximate=approximate)
 
 
+# --------------------------------------------------------------------------------------------------------
+# dense layers with fused epilogues
+# --------------------------------------------------------------------------------------------------------
+# On CPU, inference GEMMs go to oneDNN (``torch.ops.mkldnn._linear_pointwise``), which fuses the bias, GELU or
+# residual add into the GEMM and, on the machines measured here, runs fp32 GEMMs well over 2x faster than the
+# default BLAS path of ``F.linear``. It has no autograd formula, so anything that needs gradients keeps
+# ``F.linear``. A one-time self-check against ``F.linear`` guards the private op; FASTBERT_ONEDNN=0 opts out.
+
+_onednn_state: dict[str, bool] = {}
+
+
+def _onednn_usable() -> bool:
+    ok = _onednn_state.get("ok")
+    if ok is None:
+        ok = False
+        if os.environ.get("FASTBERT_ONEDNN", "1") != "0" and torch.backends.mkldnn.is_available():
+            try:
+                g = torch.Generator().manual_seed(0)
+                x, w, b = (torch.randn(s, generator=g) for s in ((5, 24), (16, 24), (16,)))
+                r = torch.randn(5, 16, generator=g)
+                with torch.no_grad():
+                    lin = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+                    gelu = torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], "none")
+                    add = torch.ops.mkldnn._linear_pointwise.binary(x, r, w, b, "add")
+                    ref = F.linear(x, w, b)
+                ok = (
+                    torch.allclose(lin, ref, atol=1e-5, rtol=1e-5)
+                    and torch.allclose(gelu, F.gelu(ref), atol=1e-5, rtol=1e-5)
+                    and torch.allclose(add, ref + r, atol=1e-5, rtol=1e-5)
+                )
+            except (RuntimeError, AttributeError, TypeError):
+                ok = False
+        _onednn_state["ok"] = ok
+    return ok
+
+
+def _cpu_fast_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and x.dim() == 2
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and _onednn_usable()
+    )
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + bias``."""
+    if _cpu_fast_path(x, weight):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
 def dense_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, approximate) -> torch.Tensor:
     """``act(x @ weight.T + bias)``: BERT's intermediate layer. ``approximate`` is ``"none"``/``"tanh"`` for GELU,
     or the name of another activation (``"relu"``, ``"silu"``), which always runs in torch."""
     if approximate in ("none", "tanh"):
         if use_triton(x):
             return bias_gelu(F.linear(x, weight), bias, approximate)
+        if _cpu_fast_path(x, weight):
+            return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], approximate)
         return F.gelu(F.linear(x, weight, bias), approximate=approximate)
-    h = F.linear(x, weight, bias)
+    h = linear(x, weight, bias)
     if approximate == "relu":
         return F.relu(h)
     if approximate in ("silu", "swish"):
@@ -241,6 +298,9 @@ def dense_add_layer_norm(
     """``LayerNorm(dropout(x @ weight.T + bias) + residual)``: BERT's attention-output and output layers."""
     if use_triton(x):
         return layer_norm(F.linear(x, weight), ln_weight, ln_bias, eps, residual, bias, dropout_p, training)
+    if not (training and dropout_p > 0) and _cpu_fast_path(x, weight) and residual.dtype == x.dtype:
+        h = torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
+        return F.layer_norm(h, (h.shape[-1],), ln_weight, ln_bias, eps)
     h = F.linear(x, weight, bias)
     return layer_norm(h, ln_weight, ln_bias, eps, residual, None, dropout_p, training)
 
