@@ -5,8 +5,8 @@ import random
 import struct
 
 LANGS = (
-    "ar be bg bn ca cs da de el eo es et eu fa fi fr ga gl gu he hi hr hu hy id is it ja ka kk kn ko lt lv mk ml "
-    "mr nb ne nl pa pl pt pt_BR ro ru si sk sl sq sr sv ta te th tr ug uk vi yi zh_CN zh_TW"
+    "ar be bg bn ca cs da de el eo es et eu fa fi fr ga gl gu he hi hr hu hy id is it ja ka kk kn ko lt "
+    "lv mk ml mr nb ne nl pa pl pt pt_BR ro ru si sk sl sq sr sv ta te th tr ug uk vi yi zh_CN zh_TW"
 ).split()
 
 

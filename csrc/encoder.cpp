@@ -1,0 +1,261 @@
+// The pipeline around the stages: special tokens written in the text, threads over a batch, truncation
+// with overflowing rows, the [CLS] A [SEP] (B [SEP]) template and padding lengths. Semantics follow the
+// `tokenizers` library (utils/truncation.rs, Encoding::truncate / merge_with, TemplateProcessing) as
+// transformers drives it; the comments say where its behaviour is surprising.
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "normalizer.h"
+#include "tokenizer.h"
+
+namespace fastbert {
+
+Encoder::Encoder(const std::vector<std::string>& vocab, NormalizerOptions opt, uint32_t unk_id, uint32_t cls_id,
+                 uint32_t sep_id, uint32_t pad_id, std::vector<SpecialToken> specials, size_t max_chars,
+                 const std::string& prefix)
+    : vocab_(vocab),
+      normalizer_(opt),
+      wordpiece_(vocab, unk_id, prefix, max_chars),
+      unk_id_(unk_id),
+      cls_id_(cls_id),
+      sep_id_(sep_id),
+      pad_id_(pad_id),
+      specials_(std::move(specials)) {
+    // Longest first, so the first match at a position is the longest (leftmost-longest matching).
+    std::stable_sort(specials_.begin(), specials_.end(),
+                     [](const SpecialToken& a, const SpecialToken& b) { return a.text.size() > b.text.size(); });
+    for (const SpecialToken& s : specials_) {
+        if (s.text.empty()) continue;
+        const uint32_t c = s.text[0];
+        if (c < 128)
+            special_first_ascii_[c] = true;
+        else
+            special_first_other_.push_back(c);
+    }
+}
+
+template <class Char>
+void Encoder::encode_impl(const Char* s, size_t n, std::vector<Piece>& out) const {
+    thread_local std::vector<uint32_t> cps, orig, byte_char;
+    thread_local std::string bytes;
+    auto on_word = [&](const uint32_t* w, const uint32_t* o, size_t len) {
+        wordpiece_.tokenize(w, o, len, out, bytes, byte_char);
+    };
+    // Special tokens are matched on the original text (they are not normalized), leftmost-longest.
+    size_t seg = 0;
+    if (!specials_.empty()) {
+        for (size_t i = 0; i < n; ++i) {
+            const uint32_t c = static_cast<uint32_t>(s[i]);
+            bool candidate = c < 128 ? special_first_ascii_[c]
+                                     : std::find(special_first_other_.begin(), special_first_other_.end(), c) !=
+                                           special_first_other_.end();
+            if (!candidate) continue;
+            for (const SpecialToken& sp : specials_) {
+                const size_t m = sp.text.size();
+                if (m == 0 || m > n - i) continue;
+                size_t k = 0;
+                while (k < m && static_cast<uint32_t>(s[i + k]) == static_cast<uint32_t>(sp.text[k])) ++k;
+                if (k != m) continue;
+                normalizer_.split_words(s, seg, i, cps, orig, on_word);
+                out.push_back({sp.id, static_cast<uint32_t>(i), static_cast<uint32_t>(i + m)});
+                i += m - 1;
+                seg = i + 1;
+                break;
+            }
+        }
+    }
+    normalizer_.split_words(s, seg, n, cps, orig, on_word);
+}
+
+void Encoder::encode(const TextView& t, std::vector<Piece>& out) const {
+    out.clear();
+    switch (t.kind) {
+        case 1: encode_impl(static_cast<const uint8_t*>(t.data), t.length, out); break;
+        case 2: encode_impl(static_cast<const uint16_t*>(t.data), t.length, out); break;
+        default: encode_impl(static_cast<const uint32_t*>(t.data), t.length, out); break;
+    }
+}
+
+namespace {
+
+using Range = std::pair<uint32_t, uint32_t>;
+
+// Encoding::truncate: the kept window first, then the overflowing windows, each max_len long and
+// overlapping the previous one by stride. max_len == 0 keeps nothing and overflows everything.
+bool split_windows(uint32_t len, uint32_t max_len, uint32_t stride, bool left, std::vector<Range>& parts,
+                   std::string& error) {
+    parts.clear();
+    if (max_len >= len) {
+        parts.push_back({0, len});
+        return true;
+    }
+    if (max_len == 0) {
+        parts.push_back({0, 0});
+        parts.push_back({0, len});
+        return true;
+    }
+    if (stride >= max_len) {
+        error = "stride (" + std::to_string(stride) + ") must be strictly less than the truncation length (" +
+                std::to_string(max_len) + ", which is max_length minus the special tokens)";
+        return false;
+    }
+    const uint32_t step = max_len - stride;
+    if (!left) {
+        for (uint32_t start = 0; start < len; start += step) {
+            const uint32_t stop = std::min(start + max_len, len);
+            parts.push_back({start, stop});
+            if (stop == len) break;
+        }
+    } else {
+        for (int64_t last = static_cast<int64_t>(len) - 1; last >= 0; last -= step) {
+            const uint32_t stop = static_cast<uint32_t>(last) + 1;
+            const uint32_t start = stop < max_len ? 0 : stop - max_len;
+            parts.push_back({start, stop});
+            if (start == 0) break;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+std::string Encoder::layout_rows(uint32_t sample, size_t n1, size_t n2, bool has_pair, const EncodeParams& p,
+                                 std::vector<Row>& rows) const {
+    uint32_t t1 = static_cast<uint32_t>(n1), t2 = static_cast<uint32_t>(n2);
+    bool truncate = false;
+    const int64_t n_added = p.add_special_tokens ? (has_pair ? 3 : 2) : 0;
+    // As observed from transformers + tokenizers: a max_length below the special tokens disables truncation.
+    if (p.truncation != Truncation::None && p.max_length >= n_added) {
+        const size_t budget = static_cast<size_t>(p.max_length - n_added);
+        const size_t total = n1 + n2;
+        if (budget == 0) {
+            truncate = true;
+            t1 = t2 = 0;
+        } else if (total > budget) {
+            truncate = true;
+            const size_t to_remove = total - budget;
+            if (p.truncation == Truncation::LongestFirst) {
+                if (has_pair) {
+                    size_t a = n1, b = n2;
+                    const bool swap = a > b;
+                    if (swap) std::swap(a, b);  // a is the shorter
+                    b = a > budget ? a : std::max(a, budget - a);
+                    if (a + b > budget) {
+                        a = budget / 2;
+                        b = a + budget % 2;
+                    }
+                    if (swap) std::swap(a, b);
+                    t1 = static_cast<uint32_t>(a);
+                    t2 = static_cast<uint32_t>(b);
+                } else {
+                    t1 = static_cast<uint32_t>(budget);
+                }
+            } else {
+                const bool first = p.truncation == Truncation::OnlyFirst;
+                if (!first && !has_pair) return "Truncation error: Second sequence not provided";
+                const size_t target = first ? n1 : n2;
+                if (target <= to_remove)
+                    return "Truncation error: Sequence to truncate too short to respect the provided max_length";
+                (first ? t1 : t2) = static_cast<uint32_t>(target - to_remove);
+            }
+        }
+    }
+    std::vector<Range> pa, pb;
+    std::string error;
+    if (!truncate) {
+        pa.push_back({0, static_cast<uint32_t>(n1)});
+        pb.push_back({0, static_cast<uint32_t>(n2)});
+    } else if (!split_windows(static_cast<uint32_t>(n1), t1, static_cast<uint32_t>(p.stride), p.truncate_left, pa,
+                              error) ||
+               !split_windows(static_cast<uint32_t>(n2), t2, static_cast<uint32_t>(p.stride), p.truncate_left, pb,
+                              error)) {
+        return error;
+    }
+    const uint32_t special = p.add_special_tokens ? (has_pair ? 3 : 2) : 0;
+    auto add = [&](const Range& a, const Range& b) {
+        const bool overflow = !rows.empty() && rows.back().sample == sample;
+        Row r{sample, a.first, a.second, b.first, b.second, 0, has_pair, overflow};
+        r.length = special + (a.second - a.first) + (has_pair ? b.second - b.first : 0);
+        rows.push_back(r);
+    };
+    add(pa[0], pb[0]);
+    if (!p.return_overflowing) return {};
+    // Encoding::merge_with order: each overflow of A with B, then with each overflow of B; then A with
+    // each overflow of B.
+    if (!has_pair) {
+        for (size_t i = 1; i < pa.size(); ++i) add(pa[i], pb[0]);
+        return {};
+    }
+    for (size_t i = 1; i < pa.size(); ++i) {
+        add(pa[i], pb[0]);
+        for (size_t j = 1; j < pb.size(); ++j) add(pa[i], pb[j]);
+    }
+    for (size_t j = 1; j < pb.size(); ++j) add(pa[0], pb[j]);
+    return {};
+}
+
+void Encoder::encode_batch(const std::vector<TextView>& first, const std::vector<TextView>& second,
+                           const EncodeParams& p, BatchResult& res) const {
+    const size_t n = first.size();
+    const bool pairs = !second.empty();
+    res.first.resize(n);
+    res.second.resize(pairs ? n : 0);
+    res.rows.clear();
+    res.error.clear();
+    res.padded_length = 0;
+
+    auto work = [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) {
+            encode(first[i], res.first[i]);
+            if (pairs) encode(second[i], res.second[i]);
+        }
+    };
+    size_t threads = static_cast<size_t>(std::max(1, p.num_threads));
+    size_t total_chars = 0;
+    for (const TextView& t : first) total_chars += t.length;
+    // Threads only pay off on enough text.
+    threads = std::min(threads, std::max<size_t>(1, std::min(n, total_chars / 4096)));
+    if (threads <= 1) {
+        work(0, n);
+    } else {
+        std::atomic<size_t> next{0};
+        const size_t chunk = std::max<size_t>(1, std::min<size_t>(256, n / (threads * 8)));
+        auto loop = [&]() {
+            while (true) {
+                const size_t b = next.fetch_add(chunk);
+                if (b >= n) break;
+                work(b, std::min(n, b + chunk));
+            }
+        };
+        std::vector<std::thread> pool;
+        for (size_t t = 1; t < threads; ++t) pool.emplace_back(loop);
+        loop();
+        for (auto& th : pool) th.join();
+    }
+
+    res.rows.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        const size_t n2 = pairs ? res.second[i].size() : 0;
+        std::string err = layout_rows(static_cast<uint32_t>(i), res.first[i].size(), n2, pairs, p, res.rows);
+        if (!err.empty()) {
+            res.error = err;
+            return;
+        }
+    }
+    if (p.padding != 0) {
+        uint32_t target = 0;
+        if (p.padding == 1) {
+            // tokenizers pads to the longest main row; overflowing rows are padded to that (never cut)
+            for (const Row& r : res.rows)
+                if (!r.overflow) target = std::max(target, r.length);
+        } else {
+            target = static_cast<uint32_t>(std::max<int64_t>(0, p.pad_length));
+        }
+        if (p.pad_to_multiple_of > 0 && target % p.pad_to_multiple_of != 0)
+            target += static_cast<uint32_t>(p.pad_to_multiple_of - target % p.pad_to_multiple_of);
+        res.padded_length = target;
+    }
+}
+
+}  // namespace fastbert

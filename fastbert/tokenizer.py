@@ -1,0 +1,599 @@
+"""fastbert.BertTokenizer: a drop-in for transformers' BERT tokenizer, backed by C++ `fastbert._tokenizer`.
+
+The C++ side does the work (normalize, pre-tokenize, WordPiece, truncation, template, padding) on several
+threads with the GIL released and writes numpy buffers or Python lists directly. This file maps
+transformers' call signature onto it: argument resolution follows `PreTrainedTokenizerBase`
+(`_get_padding_truncation_strategies`), output layout follows its fast tokenizers.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from . import _tokenizer
+
+VERY_LARGE_INTEGER = int(1e30)  # transformers' "no model_max_length" marker
+_SPECIAL_ATTRS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+_PADDING = {False: 0, None: 0, "do_not_pad": 0, True: 1, "longest": 1, "max_length": 2}
+_TRUNCATION = {
+    False: 0,
+    None: 0,
+    "do_not_truncate": 0,
+    True: 1,
+    "longest_first": 1,
+    "only_first": 2,
+    "only_second": 3,
+}
+_IGNORED_KWARGS = {"verbose", "split_special_tokens"}
+
+
+def _strategy(value, table, name):
+    value = getattr(value, "value", value)  # transformers' PaddingStrategy / TruncationStrategy enums
+    if isinstance(value, (bool, str)) or value is None:
+        if value in table:
+            return table[value]
+    valid = sorted(k for k in table if isinstance(k, str))
+    raise ValueError(f"{value!r} is not a valid {name} strategy, please select one of {valid} or True/False")
+
+
+def _wordpiece_cleanup(text: str) -> str:
+    """The `tokenizers` WordPiece decoder's per-token cleanup."""
+    for a, b in (
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" do not", " don't"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ):
+        text = text.replace(a, b)
+    return text
+
+
+def clean_up_tokenization(text: str) -> str:
+    """transformers' `clean_up_tokenization` (applied to the whole text when clean_up_tokenization_spaces)."""
+    for a, b in (
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ):
+        text = text.replace(a, b)
+    return text
+
+
+class BatchEncoding(dict):
+    """The encoder's output: a dict (like transformers' BatchEncoding) whose keys also read as attributes."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to(self, device):
+        return BatchEncoding({k: v.to(device) if hasattr(v, "to") else v for k, v in self.items()})
+
+
+def load_vocab_file(path: str | os.PathLike) -> list[str]:
+    """One token per line, ids by line number (transformers' `load_vocab`)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"vocab file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tokens = [line.rstrip("\n") for line in fh.readlines()]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"vocab file {path} is not UTF-8 text: {e}") from None
+    if not tokens:
+        raise ValueError(f"vocab file {path} is empty")
+    return tokens
+
+
+class BertTokenizer:
+    """BERT WordPiece tokenizer with transformers' interface.
+
+    Args:
+        vocab_path: a vocab.txt (one token per line). Use `vocab=` to pass the token list directly.
+        do_lower_case, strip_accents, tokenize_chinese_chars: the BertNormalizer options (strip_accents=None
+            follows do_lower_case).
+        model_max_length: the length `truncation=True` / `padding="max_length"` use when max_length is None.
+        padding_side, truncation_side: "right" or "left".
+        num_threads: threads for batches (default: the CPUs this process may run on).
+    """
+
+    model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
+
+    def __init__(
+        self,
+        vocab_path: str | os.PathLike | None = None,
+        do_lower_case: bool = True,
+        strip_accents: bool | None = None,
+        tokenize_chinese_chars: bool = True,
+        unk_token: str = "[UNK]",
+        sep_token: str = "[SEP]",
+        pad_token: str = "[PAD]",
+        cls_token: str = "[CLS]",
+        mask_token: str = "[MASK]",
+        model_max_length: int | None = None,
+        padding_side: str = "right",
+        truncation_side: str = "right",
+        max_input_chars_per_word: int = 100,
+        wordpiece_prefix: str = "##",
+        clean_up_tokenization_spaces: bool = False,
+        additional_special_tokens: Iterable[str] = (),
+        num_threads: int | None = None,
+        vocab: Sequence[str] | None = None,
+    ):
+        if vocab is None:
+            if vocab_path is None:
+                raise ValueError("BertTokenizer needs a vocab_path (vocab.txt) or vocab=[tokens]")
+            vocab = load_vocab_file(vocab_path)
+        vocab = list(vocab)
+        if not vocab:
+            raise ValueError("the vocab is empty")
+        for i, t in enumerate(vocab):
+            if not isinstance(t, str):
+                raise TypeError(f"vocab entry {i} must be a str, got {type(t).__name__}")
+        self.vocab = {t: i for i, t in enumerate(vocab)}  # duplicates: the last id wins, as in transformers
+        self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
+        self._vocab_list = vocab
+        self.do_lower_case = bool(do_lower_case)
+        self.strip_accents = strip_accents
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self.unk_token, self.sep_token, self.pad_token = unk_token, sep_token, pad_token
+        self.cls_token, self.mask_token = cls_token, mask_token
+        self.additional_special_tokens = list(additional_special_tokens)
+        self.model_max_length = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
+        self.padding_side = self._side(padding_side, "padding_side")
+        self.truncation_side = self._side(truncation_side, "truncation_side")
+        self.max_input_chars_per_word = int(max_input_chars_per_word)
+        self.wordpiece_prefix = wordpiece_prefix
+        self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
+        self.num_threads = int(num_threads) if num_threads else _available_cpus()
+        for attr in _SPECIAL_ATTRS:
+            token = getattr(self, attr)
+            if token not in self.vocab:
+                raise ValueError(f"{attr} {token!r} is not in the vocab")
+        specials = [getattr(self, a) for a in _SPECIAL_ATTRS] + self.additional_special_tokens
+        self.all_special_tokens = list(dict.fromkeys(specials))
+        for t in self.all_special_tokens:
+            if t not in self.vocab:
+                raise ValueError(f"special token {t!r} is not in the vocab")
+        self.all_special_ids = [self.vocab[t] for t in self.all_special_tokens]
+        lowercase = self.do_lower_case
+        strip = lowercase if strip_accents is None else bool(strip_accents)
+        self._core = _tokenizer.Tokenizer(
+            vocab,
+            self.vocab[unk_token],
+            self.vocab[cls_token],
+            self.vocab[sep_token],
+            self.vocab[pad_token],
+            [(t, self.vocab[t]) for t in self.all_special_tokens],
+            lowercase,
+            strip,
+            self.tokenize_chinese_chars,
+            self.max_input_chars_per_word,
+            wordpiece_prefix,
+        )
+
+    @staticmethod
+    def _side(side, name):
+        if side not in ("right", "left"):
+            raise ValueError(f"{name} must be 'right' or 'left', got {side!r}")
+        return side
+
+    # ---- loading and saving ------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **overrides) -> BertTokenizer:
+        """Load a directory (tokenizer.json and/or vocab.txt, + tokenizer_config.json) or a vocab file."""
+        path = os.fspath(path)
+        if os.path.isfile(path):
+            return cls(path, **overrides)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"no tokenizer directory or vocab file at {path}")
+        kwargs: dict = {}
+        config_path = os.path.join(path, "tokenizer_config.json")
+        if os.path.isfile(config_path):
+            config = _read_json(config_path)
+            for key in (
+                "do_lower_case",
+                "strip_accents",
+                "tokenize_chinese_chars",
+                "model_max_length",
+                "padding_side",
+                "truncation_side",
+                "clean_up_tokenization_spaces",
+                *_SPECIAL_ATTRS,
+            ):
+                value = config.get(key)
+                if isinstance(value, dict):  # serialized AddedToken
+                    value = value.get("content")
+                if value is not None:
+                    kwargs[key] = value
+        json_path = os.path.join(path, "tokenizer.json")
+        vocab_path = os.path.join(path, "vocab.txt")
+        if os.path.isfile(json_path):
+            kwargs.update(_from_tokenizer_json(_read_json(json_path), json_path))
+        elif os.path.isfile(vocab_path):
+            kwargs["vocab"] = load_vocab_file(vocab_path)
+        else:
+            raise FileNotFoundError(f"{path} has neither tokenizer.json nor vocab.txt")
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> tuple[str, ...]:
+        """Write vocab.txt, tokenizer_config.json and special_tokens_map.json (transformers reads them)."""
+        directory = os.fspath(directory)
+        os.makedirs(directory, exist_ok=True)
+        vocab_file = os.path.join(directory, "vocab.txt")
+        with open(vocab_file, "w", encoding="utf-8") as fh:
+            for i in range(len(self._vocab_list)):
+                fh.write(self.ids_to_tokens.get(i, self._vocab_list[i]) + "\n")
+        special = {a: getattr(self, a) for a in _SPECIAL_ATTRS}
+        config = {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": self.do_lower_case,
+            "strip_accents": self.strip_accents,
+            "tokenize_chinese_chars": self.tokenize_chinese_chars,
+            "model_max_length": self.model_max_length,
+            "padding_side": self.padding_side,
+            "truncation_side": self.truncation_side,
+            "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
+            **special,
+        }
+        config_file = os.path.join(directory, "tokenizer_config.json")
+        map_file = os.path.join(directory, "special_tokens_map.json")
+        with open(config_file, "w", encoding="utf-8") as fh:
+            json.dump(config, fh, indent=2, ensure_ascii=False)
+        with open(map_file, "w", encoding="utf-8") as fh:
+            json.dump(special, fh, indent=2, ensure_ascii=False)
+        return vocab_file, config_file, map_file
+
+    # ---- vocabulary --------------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocab_list)
+
+    def __len__(self) -> int:
+        return len(self._vocab_list)
+
+    def get_vocab(self) -> dict[str, int]:
+        return dict(self.vocab)
+
+    def __getattr__(self, name):
+        # cls_token_id, sep_token_id, pad_token_id, unk_token_id, mask_token_id
+        if name.endswith("_token_id") and name[: -len("_id")] in _SPECIAL_ATTRS:
+            return self.vocab[getattr(self, name[: -len("_id")])]
+        raise AttributeError(name)
+
+    def convert_tokens_to_ids(self, tokens):
+        unk = self.vocab[self.unk_token]
+        if isinstance(tokens, str):
+            return self.vocab.get(tokens, unk)
+        return [self.vocab.get(t, unk) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
+        if isinstance(ids, (int, np.integer)):
+            return self.ids_to_tokens.get(int(ids))
+        special = set(self.all_special_ids) if skip_special_tokens else ()
+        ids = _as_id_list(ids)
+        return [self.ids_to_tokens[i] for i in ids if i in self.ids_to_tokens and i not in special]
+
+    # ---- encoding ----------------------------------------------------------------------------------------
+    def tokenize(self, text: str, pair: str | None = None) -> list[str]:
+        """WordPiece tokens of `text` (no [CLS]/[SEP]; special tokens written in the text are kept whole)."""
+        tokens = self._core.tokenize(_check_text(text, "text"))
+        if pair is not None:
+            tokens += self._core.tokenize(_check_text(pair, "text_pair"))
+        return tokens
+
+    def encode(self, text, text_pair=None, add_special_tokens: bool = True, **kwargs) -> list[int]:
+        return self(text, text_pair, add_special_tokens=add_special_tokens, **kwargs)["input_ids"]
+
+    def __call__(
+        self,
+        text=None,
+        text_pair=None,
+        add_special_tokens: bool = True,
+        padding=False,
+        truncation=None,
+        max_length: int | None = None,
+        stride: int = 0,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors: str | None = None,
+        return_token_type_ids: bool | None = None,
+        return_attention_mask: bool | None = None,
+        return_overflowing_tokens: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
+        return_length: bool = False,
+        num_threads: int | None = None,
+        **kwargs,
+    ) -> BatchEncoding:
+        unknown = set(kwargs) - _IGNORED_KWARGS
+        if unknown:
+            raise TypeError(f"unsupported argument(s) for BertTokenizer: {sorted(unknown)}")
+        texts, pairs, batched = _batch_inputs(text, text_pair)
+        pad_code = _strategy(padding, _PADDING, "padding")
+        trunc_code = _strategy(truncation, _TRUNCATION, "truncation")
+        if max_length is not None and padding is False and truncation is None:
+            trunc_code = 1  # transformers: max_length without truncation/padding means longest_first
+        if return_tensors not in (None, "np", "pt"):
+            raise ValueError(f"return_tensors must be None, 'np' or 'pt', got {return_tensors!r}")
+        if max_length is not None and (not isinstance(max_length, (int, np.integer)) or max_length < 0):
+            raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
+        if not isinstance(stride, (int, np.integer)) or stride < 0:
+            raise ValueError(f"stride must be a non-negative int, got {stride!r}")
+        if pad_to_multiple_of is not None and (
+            not isinstance(pad_to_multiple_of, (int, np.integer)) or pad_to_multiple_of < 0
+        ):
+            raise ValueError(f"pad_to_multiple_of must be a non-negative int, got {pad_to_multiple_of!r}")
+        side = self._side(padding_side or self.padding_side, "padding_side")
+
+        trunc_length = max_length
+        if trunc_code and trunc_length is None:
+            trunc_length = self.model_max_length
+            if trunc_length >= VERY_LARGE_INTEGER:
+                trunc_code = 0  # no model_max_length: nothing to truncate to
+        if trunc_code and trunc_length >= 2 and stride > trunc_length - 2:
+            # transformers (through tokenizers' enable_truncation) rejects this up front, counting the two
+            # special tokens of a single sequence even for pairs
+            raise ValueError(
+                f"stride ({stride}) is greater than or equal to the effective max length "
+                f"({trunc_length - 2} = max_length {trunc_length} - 2 special tokens)"
+            )
+        pad_length = max_length
+        if pad_code == 2 and pad_length is None:
+            pad_length = self.model_max_length
+            if pad_length >= VERY_LARGE_INTEGER:
+                warnings.warn(
+                    "padding='max_length' without max_length and no model_max_length: not padding",
+                    stacklevel=2,
+                )
+                pad_code = 0
+        if (
+            trunc_code
+            and pad_code
+            and pad_to_multiple_of
+            and trunc_length is not None
+            and trunc_length % pad_to_multiple_of != 0
+        ):
+            raise ValueError(
+                f"Truncation and padding are both activated but truncation length ({trunc_length}) is not a "
+                f"multiple of pad_to_multiple_of ({pad_to_multiple_of})."
+            )
+        want = _tokenizer.WANT_IDS
+        if return_token_type_ids is None or return_token_type_ids:
+            want |= _tokenizer.WANT_TYPES
+        if return_attention_mask is None or return_attention_mask:
+            want |= _tokenizer.WANT_ATTENTION
+        if return_special_tokens_mask:
+            want |= _tokenizer.WANT_SPECIAL
+        if return_offsets_mapping:
+            want |= _tokenizer.WANT_OFFSETS
+        # Building many small lists triggers the cyclic GC over and over; none of them can form a cycle.
+        gc_was_enabled = return_tensors is None and gc.isenabled()
+        if gc_was_enabled:
+            gc.disable()
+        try:
+            out = self._encode_core(
+                texts,
+                pairs,
+                add_special_tokens,
+                trunc_code,
+                trunc_length,
+                stride,
+                return_overflowing_tokens,
+                pad_code,
+                pad_length,
+                pad_to_multiple_of,
+                side,
+                num_threads,
+                return_tensors,
+                want,
+            )
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        if return_length:
+            mask_key = "attention_mask"
+            if return_tensors is None:
+                out["length"] = [len(r) for r in out["input_ids"]]
+            else:
+                out["length"] = (
+                    out[mask_key].sum(axis=1)
+                    if mask_key in out
+                    else np.full(len(out["input_ids"]), out["input_ids"].shape[1])
+                )
+        if return_tensors == "pt":
+            import torch
+
+            out = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in out.items()}
+        elif return_tensors is None and not batched and not return_overflowing_tokens:
+            out = {
+                k: v[0] if isinstance(v, list) and v and isinstance(v[0], list) else v for k, v in out.items()
+            }
+        return BatchEncoding(out)
+
+    def _encode_core(
+        self,
+        texts,
+        pairs,
+        add_special_tokens,
+        trunc_code,
+        trunc_length,
+        stride,
+        return_overflowing_tokens,
+        pad_code,
+        pad_length,
+        pad_to_multiple_of,
+        side,
+        num_threads,
+        return_tensors,
+        want,
+    ):
+        return self._core.encode(
+            texts,
+            pairs,
+            bool(add_special_tokens),
+            trunc_code,
+            int(trunc_length) if trunc_code else -1,
+            int(stride),
+            self.truncation_side == "left",
+            bool(return_overflowing_tokens),
+            pad_code,
+            int(pad_length) if pad_code == 2 else 0,
+            int(pad_to_multiple_of or 0) if pad_code else 0,
+            side == "left",
+            int(num_threads or self.num_threads),
+            return_tensors is not None,
+            want,
+        )
+
+    # ---- decoding ----------------------------------------------------------------------------------------
+    def decode(
+        self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None
+    ) -> str:
+        """Ids back to text, as the `tokenizers` WordPiece decoder does (## glued, per-token cleanup)."""
+        if isinstance(token_ids, dict):
+            token_ids = token_ids["input_ids"]
+        ids = _as_id_list(token_ids)
+        tokens = self.convert_ids_to_tokens(ids, skip_special_tokens=skip_special_tokens)
+        prefix = self.wordpiece_prefix
+        parts = []
+        for i, tok in enumerate(tokens):
+            if i:
+                tok = tok.replace(prefix, "", 1) if tok.startswith(prefix) else " " + tok
+            parts.append(_wordpiece_cleanup(tok))
+        text = "".join(parts)
+        if clean_up_tokenization_spaces is None:
+            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
+        if clean_up_tokenization_spaces:
+            text = clean_up_tokenization(text)
+        return text
+
+    def batch_decode(
+        self, sequences, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None
+    ) -> list[str]:
+        if hasattr(sequences, "tolist"):
+            sequences = sequences.tolist()
+        return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces) for s in sequences]
+
+    def __repr__(self):
+        return (
+            f"BertTokenizer(vocab_size={self.vocab_size}, do_lower_case={self.do_lower_case}, "
+            f"strip_accents={self.strip_accents}, tokenize_chinese_chars={self.tokenize_chinese_chars}, "
+            f"model_max_length={self.model_max_length})"
+        )
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"malformed JSON in {path}: {e}") from None
+
+
+def _from_tokenizer_json(data, path) -> dict:
+    """BertTokenizer kwargs from a `tokenizers` tokenizer.json with a WordPiece model."""
+    model = data.get("model") if isinstance(data, dict) else None
+    if (
+        not isinstance(model, dict)
+        or model.get("type") != "WordPiece"
+        or not isinstance(model.get("vocab"), dict)
+    ):
+        raise ValueError(f"{path} does not describe a WordPiece model with a vocab")
+    by_id = sorted(model["vocab"].items(), key=lambda kv: kv[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise ValueError(f"{path}: vocab ids are not 0..{len(by_id) - 1}")
+    kwargs = {"vocab": [t for t, _ in by_id]}
+    if "unk_token" in model:
+        kwargs["unk_token"] = model["unk_token"]
+    if "max_input_chars_per_word" in model:
+        kwargs["max_input_chars_per_word"] = model["max_input_chars_per_word"]
+    if "continuing_subword_prefix" in model:
+        kwargs["wordpiece_prefix"] = model["continuing_subword_prefix"]
+    norm = data.get("normalizer") or {}
+    if norm.get("type") == "BertNormalizer":
+        kwargs["do_lower_case"] = norm.get("lowercase", True)
+        kwargs["strip_accents"] = norm.get("strip_accents")
+        kwargs["tokenize_chinese_chars"] = norm.get("handle_chinese_chars", True)
+    extra = [tok["content"] for tok in data.get("added_tokens") or [] if tok.get("special")]
+    kwargs["additional_special_tokens"] = extra
+    return kwargs
+
+
+def _available_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def _check_text(t, what):
+    if t is None:
+        raise ValueError(f"{what} is None: pass a str or a list of str")
+    if not isinstance(t, str):
+        raise TypeError(f"{what} must be a str, got {type(t).__name__}")
+    return t
+
+
+def _batch_inputs(text, text_pair):
+    """(texts, pairs or None, batched) in transformers' conventions."""
+    if text is None:
+        raise ValueError("text is None: pass a str or a list of str")
+    if isinstance(text, str):
+        if text_pair is not None and not isinstance(text_pair, str):
+            raise TypeError(f"text_pair must be a str when text is a str, got {type(text_pair).__name__}")
+        # transformers treats an empty single text_pair as no pair
+        return [text], ([text_pair] if text_pair else None), False
+    if not isinstance(text, (list, tuple)):
+        raise TypeError(f"text must be a str or a list/tuple of str, got {type(text).__name__}")
+    texts = list(text)
+    if text_pair is None and texts and all(isinstance(t, (list, tuple)) for t in texts):
+        # a batch of (text, text_pair) pairs
+        for i, t in enumerate(texts):
+            if len(t) != 2:
+                raise ValueError(f"text item {i} must be a (text, text_pair) pair, got {len(t)} items")
+        return [t[0] for t in texts], [t[1] for t in texts], True
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"text item {i} must be a str, got {type(t).__name__}")
+    if text_pair is None:
+        return texts, None, True
+    if isinstance(text_pair, str) or not isinstance(text_pair, (list, tuple)):
+        raise TypeError("text_pair must be a list/tuple of str when text is a list")
+    pairs = list(text_pair)
+    if len(pairs) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(pairs)} text pairs")
+    for i, t in enumerate(pairs):
+        if not isinstance(t, str):
+            raise TypeError(f"text_pair item {i} must be a str, got {type(t).__name__}")
+    return texts, pairs, True
+
+
+def _as_id_list(ids) -> list[int]:
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    if isinstance(ids, int):
+        return [ids]
+    return [int(i) for i in ids]
