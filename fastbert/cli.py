@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         print(f"fastbert {args.command}: not available ({e})", file=sys.stderr)
         return 2
-    runner = getattr(mod, f"run_{args.command}", None) or getattr(mod, "run")
+    runner = getattr(mod, f"run_{args.command}", None) or mod.run
     return int(runner(args) or 0)
 
 
