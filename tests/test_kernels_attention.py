@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from fastbert.kernels.attention import attention, attention_dropout_mask, attention_ref
 
 # ragged batch: length-0 and length-1 sequences, one spanning several 16-row interpreter blocks

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from fastbert.kernels.gelu import bias_gelu, bias_gelu_ref
 
 

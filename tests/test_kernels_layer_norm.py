@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from fastbert.kernels.dropout import dropout_mask
 from fastbert.kernels.layer_norm import layer_norm, layer_norm_ref
 
