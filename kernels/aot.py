@@ -278,13 +278,14 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="fastbert kernels", description=__doc__.splitlines()[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--quick", action="store_true", help="one representative config per kernel")
     ap.add_argument("--targets", default=",".join(map(str, TARGETS)), help="compute capabilities, e.g. 75,80,90")
     ap.add_argument("--jobs", type=int, default=None, help="parallel compiles (default: CPU count)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # silence triton 3.9's notice; keeps its default
     targets = tuple(int(t) for t in args.targets.split(","))
     rows = report(args.quick, targets, args.jobs)
@@ -295,6 +296,12 @@ def main(argv=None) -> int:
         bad = [r for r in rows if not r.ok]
         print(f"\n{len(rows)} compiled, {len(bad)} failed")
     return 0 if all(r.ok for r in rows) else 1
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="fastbert kernels", description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
 
 
 if __name__ == "__main__":
