@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers
+from training_utils import one_thread  # noqa: F401
 
 import fastbert
 from fastbert.weights import fastbert_to_hf
@@ -19,8 +20,9 @@ B, T = 4, 11
 
 
 def hf_config(**kw):
-    base = dict(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
-                max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    base = dict(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                intermediate_size=48, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                attention_probs_dropout_prob=0.0,
                 num_labels=3)
     base.update(kw)
     return transformers.BertConfig(**base)
@@ -79,8 +81,8 @@ def grads_by_hf_name(fb_model) -> dict[str, torch.Tensor]:
 
 
 def assert_grads_match(hf_model, fb_model, tol=TOL):
-    """Relative error per parameter. A gradient that is zero in exact arithmetic (the key bias: softmax ignores a
-    per-query constant) is rounding noise in both; those are only checked to stay noise-sized."""
+    """Relative error per parameter. A gradient that is zero in exact arithmetic (the key bias: softmax
+    ignores a per-query constant) is rounding noise in both; those are only checked to stay noise-sized."""
     fb = grads_by_hf_name(fb_model)
     named = [(n, p.grad) for n, p in hf_model.named_parameters() if p.grad is not None]
     scale = max(float(g.norm()) for _, g in named)
@@ -122,7 +124,7 @@ HEADS = [
 ]
 
 
-@pytest.mark.parametrize("head,extra", HEADS, ids=[h + "-" + "-".join(f"{v}" for v in e.values()) for h, e in HEADS])
+@pytest.mark.parametrize("head,extra", HEADS, ids=["-".join([h, *map(str, e.values())]) for h, e in HEADS])
 def test_head_gradients_match_transformers(head, extra):
     config = hf_config(**extra)
     inputs = make_inputs()
@@ -157,8 +159,8 @@ def test_bare_model_gradients_and_sdpa(attn):
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
-    """Checkpointing recomputes each layer in backward; with dropout on, the recomputation must replay the same
-    masks (torch's non-reentrant checkpoint restores the RNG state), so gradients are identical."""
+    """Checkpointing recomputes each layer in backward; with dropout on, the recomputation must replay the
+    same masks (torch's non-reentrant checkpoint restores the RNG state), so gradients are identical."""
     config = hf_config(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
     inputs = make_inputs()
     labels = make_labels("BertForSequenceClassification", inputs, config)
@@ -186,7 +188,7 @@ def test_dropout_is_active_in_train_mode_only():
     c, d = fb(**inputs).last_hidden_state, fb(**inputs).last_hidden_state
     real = inputs["attention_mask"].bool()
     assert float((c - d).detach()[real].abs().max()) > 1e-3
-    # the scale is right: train-mode outputs are centred on the eval-mode ones (LayerNorm keeps rows comparable)
+    # the scale is right: train-mode outputs are centred on the eval-mode ones
     torch.manual_seed(0)
     mean_train = torch.stack([fb(**inputs).pooler_output for _ in range(64)]).mean(0)
     assert float((mean_train - fb.eval()(**inputs).pooler_output).abs().mean()) < 0.05

@@ -1,0 +1,65 @@
+"""The training loop under torch.distributed: 2 CPU processes (gloo) with 4 examples each per step give the
+same losses and final weights as one process with the combined batch of 8."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import transformers
+from training_utils import langid_rows, one_thread, small_tokenizer, tiny_config  # noqa: F401
+
+import fastbert
+from fastbert import training as T
+
+STEPS = 6
+LABELS = ["de", "es", "fr", "it", "nl", "pt"]
+
+
+def _setup(tok_dir):
+    tok = transformers.BertTokenizerFast.from_pretrained(tok_dir)
+    examples = [T.TextExample(r["text"], r["label"]) for r in langid_rows()[:96]]
+    collate = T.ClassificationCollator(tok, {name: i for i, name in enumerate(LABELS)}, max_length=32)
+    torch.manual_seed(0)
+    config = tiny_config(len(tok), dropout=0.0, num_labels=len(LABELS))
+    model = fastbert.from_transformers(transformers.BertForSequenceClassification(config))
+    return model, examples, collate
+
+
+def _config(batch_size):
+    return T.TrainConfig(learning_rate=1e-3, max_steps=STEPS, batch_size=batch_size, grad_accum=2,
+                         warmup_steps=2, progress=False, seed=0)
+
+
+def _worker(rank, world, port, tok_dir, out_path):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        model, examples, collate = _setup(tok_dir)
+        history = T.train(model, examples, collate, _config(batch_size=4))
+        if rank == 0:
+            torch.save({"losses": [h["loss"] for h in history], "state": model.state_dict()}, out_path)
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_match_one_process_with_the_combined_batch(tmp_path):
+    out = tmp_path / "ddp.pt"
+    small_tokenizer(tmp_path / "tok")
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "tok"), str(out)), nprocs=2, join=True)
+    ddp = torch.load(out, weights_only=True)
+
+    model, examples, collate = _setup(str(tmp_path / "tok"))
+    single = T.train(model, examples, collate, _config(batch_size=8))
+    assert [h["loss"] for h in single] == pytest.approx(ddp["losses"], abs=1e-5)
+    for name, p in model.state_dict().items():
+        torch.testing.assert_close(ddp["state"][name], p, rtol=0, atol=1e-5, msg=name)
