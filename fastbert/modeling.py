@@ -123,8 +123,7 @@ class BertLayer(nn.Module):
         total = x.shape[0]
         qkv_lin = self.attention.self.qkv
         qkv = ops.linear(x, qkv_lin.weight, qkv_lin.bias).view(total, 3, self.heads, self.head_dim)
-        q, k, v = qkv.unbind(1)
-        ctx = ops.attention(q, k, v, packing, dropout_p=self.attn_p, training=self.training)
+        ctx = ops.qkv_attention(qkv, packing, dropout_p=self.attn_p, training=self.training)
         ctx = ctx.reshape(total, self.heads * self.head_dim)
         out = self.attention.output
         h = ops.dense_add_layer_norm(

@@ -74,7 +74,8 @@ class Packing:
     """
 
     __slots__ = (
-        "indices", "cu_seqlens", "max_seqlen", "seqused_k", "batch", "seqlen", "first_token", "identity", "_layout"
+        "indices", "cu_seqlens", "max_seqlen", "seqused_k", "batch", "seqlen", "first_token", "identity", "_layout",
+        "_qkv_buf",
     )
 
     def __init__(self, indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token, identity):
@@ -87,6 +88,7 @@ class Packing:
         self.first_token = first_token  # packed row of each sequence's column-0 token, (batch,)
         self.identity = identity
         self._layout = None  # cached by the torch attention path
+        self._qkv_buf = None  # inference workspace of the torch attention path
 
     @property
     def total(self) -> int:
@@ -337,6 +339,35 @@ def attention(
     return attention_torch(q, k, v, packing, scale, p)
 
 
+def qkv_attention(
+    qkv: torch.Tensor, packing: Packing, softmax_scale: float | None = None, dropout_p: float = 0.0,
+    training: bool = False,
+) -> torch.Tensor:
+    """Attention from one packed ``(total, 3, heads, head_dim)`` projection; returns ``(total, heads, head_dim)``.
+
+    Same as ``attention(*qkv.unbind(1), ...)``; the torch path lays q, k and v out in one copy instead of three.
+    """
+    q, k, v = qkv.unbind(1)
+    if use_triton(qkv) or packing.identity:
+        return attention(q, k, v, packing, softmax_scale, dropout_p, training)
+    scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(qkv.shape[-1])
+    p = dropout_p if training else 0.0
+    batch, width = packing.batch, packing.max_seqlen
+    dest, mask, row, col = _padded_layout(packing)
+    if torch.is_grad_enabled() and qkv.requires_grad:
+        buf = qkv.new_zeros(batch * width, *qkv.shape[1:]).index_copy(0, dest, qkv)
+    else:
+        # inference: one zeroed buffer per batch, reused by every layer (only real rows are overwritten, so
+        # padding rows stay zero); a fresh buffer per layer costs more in page faults than the copy itself
+        buf = packing._qkv_buf
+        if buf is None or buf.shape[1:] != qkv.shape[1:] or buf.dtype != qkv.dtype:
+            buf = packing._qkv_buf = qkv.new_zeros(batch * width, *qkv.shape[1:])
+        buf.index_copy_(0, dest, qkv)
+    qp, kp, vp = buf.view(batch, width, *qkv.shape[1:]).transpose(1, 3).unbind(2)  # each (batch, heads, width, d)
+    out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=mask, dropout_p=p, scale=scale)
+    return out.transpose(1, 2)[row, col]
+
+
 def attention_torch(q, k, v, packing: Packing, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
     """Torch path: lay the packed rows out as ``(batch, heads, max_seqlen, head_dim)`` and run SDPA with a
     key mask (without padding this is a view, no copy)."""
@@ -348,7 +379,7 @@ def attention_torch(q, k, v, packing: Packing, scale: float, dropout_p: float = 
 
         mask = None
     else:
-        dest, mask = _padded_layout(packing)
+        dest, mask, row, col = _padded_layout(packing)
 
         def to_padded(t):
             buf = t.new_zeros(batch * width, heads, head_dim).index_copy(0, dest, t)
@@ -357,13 +388,14 @@ def attention_torch(q, k, v, packing: Packing, scale: float, dropout_p: float = 
     out = F.scaled_dot_product_attention(
         to_padded(q), to_padded(k), to_padded(v), attn_mask=mask, dropout_p=dropout_p, scale=scale
     )
-    out = out.transpose(1, 2).reshape(batch * width, heads, head_dim)
-    return out if packing.identity else out.index_select(0, dest)
-
+    if packing.identity:
+        return out.transpose(1, 2).reshape(total, heads, head_dim)
+    return out.transpose(1, 2)[row, col]
 
 
 def _padded_layout(packing: Packing):
-    """Row of each packed token in a ``(batch * max_seqlen)`` layout, and the boolean key mask (cached)."""
+    """Row of each packed token in a ``(batch * max_seqlen)`` layout, the boolean key mask, and each packed
+    token's (sequence, column) pair (cached on the packing: every layer reuses it)."""
     cached = getattr(packing, "_layout", None)
     if cached is not None:
         return cached
@@ -376,5 +408,5 @@ def _padded_layout(packing: Packing):
     dest = row * width + col
     used = packing.seqused_k.to(torch.int64) if packing.seqused_k is not None else lengths
     mask = (torch.arange(width, device=device)[None, :] < used[:, None])[:, None, None, :]
-    packing._layout = (dest, mask)
-    return dest, mask
+    packing._layout = (dest, mask, row, col)
+    return packing._layout
