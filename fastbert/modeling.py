@@ -395,7 +395,11 @@ class BertModel(BertPreTrainedModel):
 
 
 def _check_inputs(config, device, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds):
-    """Clear errors for every malformed input; returns ``(batch, seqlen)``."""
+    """Clear errors for every malformed input; returns ``(batch, seqlen)``.
+
+    Shapes, dtypes and devices are checked first; the value ranges are then reduced on the device and read
+    back with a single host sync (one ``tolist``), which matters on CUDA.
+    """
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids or inputs_embeds")
     if input_ids is not None:
@@ -413,42 +417,38 @@ def _check_inputs(config, device, input_ids, attention_mask, token_type_ids, pos
     batch, seqlen = shape
     if batch == 0 or seqlen == 0:
         raise ValueError(f"empty input of shape {shape}")
-    if input_ids is not None:
-        lo, hi = int(input_ids.min()), int(input_ids.max())
-        if lo < 0 or hi >= config.vocab_size:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"input_ids contain {bad}, outside the vocabulary [0, {config.vocab_size})")
     if attention_mask is not None:
         _check_tensor("attention_mask", attention_mask, device, integer=None)
         if tuple(attention_mask.shape) != shape:
             raise ValueError(
                 f"attention_mask has shape {tuple(attention_mask.shape)} but the input has shape {shape}"
             )
-        if bool(((attention_mask != 0) & (attention_mask != 1)).any()):
-            raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
-    if token_type_ids is not None:
-        _check_tensor("token_type_ids", token_type_ids, device, integer=True)
-        _check_broadcast("token_type_ids", token_type_ids, shape)
-        lo, hi = int(token_type_ids.min()), int(token_type_ids.max())
-        if lo < 0 or hi >= config.type_vocab_size:
-            raise ValueError(
-                f"token_type_ids contain {lo if lo < 0 else hi}, outside [0, {config.type_vocab_size}) "
-                "(config.type_vocab_size)"
-            )
-    if position_ids is not None:
-        _check_tensor("position_ids", position_ids, device, integer=True)
-        _check_broadcast("position_ids", position_ids, shape)
-        lo, hi = int(position_ids.min()), int(position_ids.max())
-        if lo < 0 or hi >= config.max_position_embeddings:
-            raise ValueError(
-                f"position_ids contain {lo if lo < 0 else hi}, outside [0, {config.max_position_embeddings}) "
-                "(config.max_position_embeddings)"
-            )
-    elif seqlen > config.max_position_embeddings:
+    for name, t in (("token_type_ids", token_type_ids), ("position_ids", position_ids)):
+        if t is not None:
+            _check_tensor(name, t, device, integer=True)
+            _check_broadcast(name, t, shape)
+    if position_ids is None and seqlen > config.max_position_embeddings:
         raise ValueError(
             f"sequence length {seqlen} is longer than the model's max_position_embeddings "
             f"({config.max_position_embeddings}); truncate the input"
         )
+    # value ranges: name -> (min, max) of the tensor, allowed [0, limit)
+    ranged = [
+        ("input_ids", input_ids, config.vocab_size, "the vocabulary"),
+        ("token_type_ids", token_type_ids, config.type_vocab_size, "config.type_vocab_size"),
+        ("position_ids", position_ids, config.max_position_embeddings, "config.max_position_embeddings"),
+    ]
+    ranged = [r for r in ranged if r[1] is not None]
+    stats = [torch.stack([t.min(), t.max()]).to(torch.int64) for _, t, _, _ in ranged]
+    if attention_mask is not None:
+        stats.append(((attention_mask != 0) & (attention_mask != 1)).any().to(torch.int64).reshape(1))
+    values = torch.cat(stats).tolist() if stats else []
+    for i, (name, _, limit, what) in enumerate(ranged):
+        lo, hi = values[2 * i], values[2 * i + 1]
+        if lo < 0 or hi >= limit:
+            raise ValueError(f"{name} contain {lo if lo < 0 else hi}, outside {what} [0, {limit})")
+    if attention_mask is not None and values[-1]:
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
     return batch, seqlen
 
 
