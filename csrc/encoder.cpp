@@ -37,27 +37,49 @@ Encoder::Encoder(const std::vector<std::string>& vocab, NormalizerOptions opt, u
 
 template <class Char>
 void Encoder::encode_impl(const Char* s, size_t n, std::vector<Piece>& out) const {
-    thread_local std::vector<uint32_t> cps, orig, byte_char;
-    thread_local std::string bytes;
-    auto on_word = [&](const uint32_t* w, const uint32_t* o, size_t len) {
-        wordpiece_.tokenize(w, o, len, out, bytes, byte_char);
+    thread_local std::vector<uint8_t> bytes;
+    thread_local std::vector<uint32_t> orig;
+    // One word stays pending while the next one is prepared (its table entries prefetched), so the cache
+    // misses of the two overlap. The pending word is tokenized before split_words returns its buffers.
+    struct Pending {
+        const uint8_t* w;
+        const uint32_t* o;
+        size_t len;
+        uint64_t hash;
+    } pending{nullptr, nullptr, 0, 0};
+    auto run_pending = [&]() {
+        if (pending.len) {
+            wordpiece_.tokenize(pending.w, pending.o, pending.len, pending.hash, out);
+            pending.len = 0;
+        }
+    };
+    auto on_word = [&](const uint8_t* w, const uint32_t* o, size_t len) {
+        const uint64_t hash = wordpiece_.prepare(w, len);
+        run_pending();
+        pending = Pending{w, o, len, hash};
     };
     // Special tokens are matched on the original text (they are not normalized), leftmost-longest.
     size_t seg = 0;
     if (!specials_.empty()) {
+        const bool* const ascii_first = special_first_ascii_;
+        const bool any_other = !special_first_other_.empty();
         for (size_t i = 0; i < n; ++i) {
             const uint32_t c = static_cast<uint32_t>(s[i]);
-            bool candidate = c < 128 ? special_first_ascii_[c]
-                                     : std::find(special_first_other_.begin(), special_first_other_.end(), c) !=
-                                           special_first_other_.end();
-            if (!candidate) continue;
+            if (c < 128) {
+                if (!ascii_first[c]) continue;
+            } else if (!any_other ||
+                       std::find(special_first_other_.begin(), special_first_other_.end(), c) ==
+                           special_first_other_.end()) {
+                continue;
+            }
             for (const SpecialToken& sp : specials_) {
                 const size_t m = sp.text.size();
                 if (m == 0 || m > n - i) continue;
                 size_t k = 0;
                 while (k < m && static_cast<uint32_t>(s[i + k]) == static_cast<uint32_t>(sp.text[k])) ++k;
                 if (k != m) continue;
-                normalizer_.split_words(s, seg, i, cps, orig, on_word);
+                normalizer_.split_words(s, seg, i, bytes, orig, on_word);
+                run_pending();
                 out.push_back({sp.id, static_cast<uint32_t>(i), static_cast<uint32_t>(i + m)});
                 i += m - 1;
                 seg = i + 1;
@@ -65,11 +87,13 @@ void Encoder::encode_impl(const Char* s, size_t n, std::vector<Piece>& out) cons
             }
         }
     }
-    normalizer_.split_words(s, seg, n, cps, orig, on_word);
+    normalizer_.split_words(s, seg, n, bytes, orig, on_word);
+    run_pending();
 }
 
 void Encoder::encode(const TextView& t, std::vector<Piece>& out) const {
     out.clear();
+    out.reserve(t.length / 4 + 8);
     switch (t.kind) {
         case 1: encode_impl(static_cast<const uint8_t*>(t.data), t.length, out); break;
         case 2: encode_impl(static_cast<const uint16_t*>(t.data), t.length, out); break;

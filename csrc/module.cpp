@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -62,6 +63,11 @@ void for_each_token(const Encoder& enc, const BatchResult& res, const Row& r, bo
         for (uint32_t k = r.b_begin; k < r.b_end; ++k) f(b[k].id, 1, 0, b[k].start, b[k].end);
         if (add_special) f(enc.sep_id(), 1, 1, 0u, 0u);
     }
+}
+
+// Tokens of a row that get type id 0: [CLS] A [SEP] (the rest, B [SEP], gets 1).
+inline size_t r_first_len(const Row& r, bool add_special) {
+    return (r.a_end - r.a_begin) + (add_special ? 2 : 0);
 }
 
 class PyTokenizer {
@@ -156,50 +162,76 @@ class PyTokenizer {
                     "the rows have different lengths, so they cannot be stacked into one array: "
                     "pass padding=True or padding='max_length' (and truncation=True to cap the length)");
         const auto shape = std::vector<py::ssize_t>{static_cast<py::ssize_t>(R), static_cast<py::ssize_t>(L)};
-        py::array_t<int64_t> ids(shape), types(shape), attn(shape), special(shape);
-        py::array_t<int64_t> offsets(std::vector<py::ssize_t>{shape[0], shape[1], 2});
+        // Only the arrays asked for are allocated and written.
+        py::array_t<int64_t> ids(shape), types, attn, special, offsets;
+        if (want & kTypes) types = py::array_t<int64_t>(shape);
+        if (want & kAttention) attn = py::array_t<int64_t>(shape);
+        if (want & kSpecial) special = py::array_t<int64_t>(shape);
+        if (want & kOffsets) offsets = py::array_t<int64_t>(std::vector<py::ssize_t>{shape[0], shape[1], 2});
         int64_t* pi = ids.mutable_data();
-        int64_t* pt = types.mutable_data();
-        int64_t* pa = attn.mutable_data();
-        int64_t* ps = special.mutable_data();
-        int64_t* po = offsets.mutable_data();
+        int64_t* pt = (want & kTypes) ? types.mutable_data() : nullptr;
+        int64_t* pa = (want & kAttention) ? attn.mutable_data() : nullptr;
+        int64_t* ps = (want & kSpecial) ? special.mutable_data() : nullptr;
+        int64_t* po = (want & kOffsets) ? offsets.mutable_data() : nullptr;
         {
             py::gil_scoped_release release;
+            const int64_t pad_id = enc_->pad_id();
             auto fill = [&](size_t begin, size_t end) {
                 for (size_t r = begin; r < end; ++r) {
                     const Row& row = res.rows[r];
                     const size_t pad = L - row.length;
-                    size_t col = r * L + (p.pad_left ? pad : 0);
-                    const size_t pad_col = r * L + (p.pad_left ? 0 : row.length);
-                    for_each_token(*enc_, res, row, p.add_special_tokens,
-                                   [&](uint32_t id, int type, int sp, uint32_t s, uint32_t e) {
-                                       pi[col] = id;
-                                       pt[col] = type;
-                                       pa[col] = 1;
-                                       ps[col] = sp;
-                                       po[2 * col] = s;
-                                       po[2 * col + 1] = e;
-                                       ++col;
-                                   });
-                    for (size_t k = pad_col; k < pad_col + pad; ++k) {
-                        pi[k] = enc_->pad_id();
-                        pt[k] = 0;
-                        pa[k] = 0;
-                        ps[k] = 1;
-                        po[2 * k] = 0;
-                        po[2 * k + 1] = 0;
+                    const size_t row_begin = r * L;
+                    const size_t tok_col = row_begin + (p.pad_left ? pad : 0);
+                    const size_t pad_col = row_begin + (p.pad_left ? 0 : row.length);
+                    size_t col = tok_col;
+                    if (po || ps) {
+                        for_each_token(*enc_, res, row, p.add_special_tokens,
+                                       [&](uint32_t id, int, int sp, uint32_t s, uint32_t e) {
+                                           pi[col] = id;
+                                           if (ps) ps[col] = sp;
+                                           if (po) {
+                                               po[2 * col] = s;
+                                               po[2 * col + 1] = e;
+                                           }
+                                           ++col;
+                                       });
+                    } else {
+                        for_each_token(*enc_, res, row, p.add_special_tokens,
+                                       [&](uint32_t id, int, int, uint32_t, uint32_t) { pi[col++] = id; });
                     }
+                    if (pt) {
+                        // type ids: 0 up to the end of the first sequence (and its [SEP]), 1 after
+                        const size_t n_first = (r_first_len(row, p.add_special_tokens));
+                        std::fill(pt + tok_col, pt + tok_col + n_first, 0);
+                        std::fill(pt + tok_col + n_first, pt + tok_col + row.length, 1);
+                        std::fill(pt + pad_col, pt + pad_col + pad, 0);
+                    }
+                    if (pa) {
+                        std::fill(pa + tok_col, pa + tok_col + row.length, 1);
+                        std::fill(pa + pad_col, pa + pad_col + pad, 0);
+                    }
+                    std::fill(pi + pad_col, pi + pad_col + pad, pad_id);
+                    if (ps) std::fill(ps + pad_col, ps + pad_col + pad, 1);
+                    if (po) std::fill(po + 2 * pad_col, po + 2 * (pad_col + pad), 0);
                 }
             };
             const size_t threads = std::min<size_t>(std::max(1, p.num_threads), R * L / 65536 + 1);
             if (threads <= 1) {
                 fill(0, R);
             } else {
+                // Rows handed out in small chunks, so that a thread the OS delays holds up little work.
+                std::atomic<size_t> next{0};
+                const size_t chunk = std::max<size_t>(1, R / (threads * 8));
+                auto loop = [&]() {
+                    while (true) {
+                        const size_t b = next.fetch_add(chunk);
+                        if (b >= R) break;
+                        fill(b, std::min(R, b + chunk));
+                    }
+                };
                 std::vector<std::thread> pool;
-                const size_t per = (R + threads - 1) / threads;
-                for (size_t t = 1; t < threads; ++t)
-                    pool.emplace_back(fill, std::min(R, t * per), std::min(R, (t + 1) * per));
-                fill(0, std::min(R, per));
+                for (size_t t = 1; t < threads; ++t) pool.emplace_back(loop);
+                loop();
                 for (auto& th : pool) th.join();
             }
         }
@@ -233,6 +265,16 @@ class PyTokenizer {
             Py_INCREF(v);
             PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), v);
         };
+        auto items = [](PyObject* list) { return reinterpret_cast<PyListObject*>(list)->ob_item; };
+        // References to 0 and 1 written into type ids / attention masks are counted and added once (also
+        // when an exception unwinds, before the lists holding them are released).
+        struct Refs {
+            PyObject* obj;
+            Py_ssize_t n = 0;
+            ~Refs() {
+                if (n) Py_SET_REFCNT(obj, Py_REFCNT(obj) + n);
+            }
+        } zero_refs{zero}, one_refs{one};
         for (size_t r = 0; r < R; ++r) {
             const Row& row = res.rows[r];
             const uint32_t L = std::max(row.length, res.padded_length);
@@ -243,29 +285,54 @@ class PyTokenizer {
             if (want & kAttention) attn = new_list(L);
             if (want & kSpecial) special = new_list(L);
             if (want & kOffsets) offs = new_list(L);
-            size_t col = p.pad_left ? pad : 0;
+            const size_t tok_col = p.pad_left ? pad : 0;
             const size_t pad_col = p.pad_left ? 0 : row.length;
-            for_each_token(*enc_, res, row, p.add_special_tokens,
-                           [&](uint32_t id, int type, int sp, uint32_t s, uint32_t e) {
-                               if (ids) set(ids, col, ints_[id].ptr());
-                               if (types) set(types, col, type ? one : zero);
-                               if (attn) set(attn, col, one);
-                               if (special) set(special, col, sp ? one : zero);
-                               if (offs) {
-                                   PyObject* t = PyTuple_New(2);
-                                   PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLong(s));
-                                   PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(e));
-                                   PyList_SET_ITEM(offs, static_cast<Py_ssize_t>(col), t);
-                               }
-                               ++col;
-                           });
-            for (size_t k = pad_col; k < pad_col + pad; ++k) {
-                if (ids) set(ids, k, pad_id);
-                if (types) set(types, k, zero);
-                if (attn) set(attn, k, zero);
-                if (special) set(special, k, one);
-                if (offs) set(offs, k, zero_pair.ptr());
+            if (ids) {
+                PyObject** it = items(ids) + tok_col;
+                for_each_token(*enc_, res, row, p.add_special_tokens,
+                               [&](uint32_t id, int, int, uint32_t, uint32_t) {
+                                   PyObject* v = ints_[id].ptr();
+                                   Py_INCREF(v);
+                                   *it++ = v;
+                               });
+                for (size_t k = pad_col; k < pad_col + pad; ++k) set(ids, k, pad_id);
             }
+            if (types) {
+                PyObject** it = items(types);
+                const size_t n_first = r_first_len(row, p.add_special_tokens);
+                std::fill(it + tok_col, it + tok_col + n_first, zero);
+                std::fill(it + tok_col + n_first, it + tok_col + row.length, one);
+                std::fill(it + pad_col, it + pad_col + pad, zero);
+                zero_refs.n += static_cast<Py_ssize_t>(n_first + pad);
+                one_refs.n += static_cast<Py_ssize_t>(row.length - n_first);
+            }
+            if (attn) {
+                PyObject** it = items(attn);
+                std::fill(it + tok_col, it + tok_col + row.length, one);
+                std::fill(it + pad_col, it + pad_col + pad, zero);
+                one_refs.n += static_cast<Py_ssize_t>(row.length);
+                zero_refs.n += static_cast<Py_ssize_t>(pad);
+            }
+            if (special || offs) {
+                size_t col = tok_col;
+                for_each_token(*enc_, res, row, p.add_special_tokens,
+                               [&](uint32_t, int, int sp, uint32_t s, uint32_t e) {
+                                   if (special) set(special, col, sp ? one : zero);
+                                   if (offs) {
+                                       PyObject* t = PyTuple_New(2);
+                                       PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLong(s));
+                                       PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(e));
+                                       PyObject_GC_UnTrack(t);  // ints only: what the cyclic GC would do itself
+                                       PyList_SET_ITEM(offs, static_cast<Py_ssize_t>(col), t);
+                                   }
+                                   ++col;
+                               });
+                for (size_t k = pad_col; k < pad_col + pad; ++k) {
+                    if (special) set(special, k, one);
+                    if (offs) set(offs, k, zero_pair.ptr());
+                }
+            }
+            // The row lists stay tracked by the cyclic GC: a caller may put containers into them later.
             if (ids) PyList_SET_ITEM(l_ids.ptr(), r, ids);
             if (types) PyList_SET_ITEM(l_types.ptr(), r, types);
             if (attn) PyList_SET_ITEM(l_attn.ptr(), r, attn);

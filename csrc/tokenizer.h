@@ -42,15 +42,24 @@ class WordPiece {
   public:
     WordPiece(const std::vector<std::string>& vocab, uint32_t unk_id, const std::string& prefix,
               size_t max_input_chars_per_word);
-    // Tokenizes one word given as code points; orig[i] is the original index of cps[i]. Appends to out.
-    void tokenize(const uint32_t* cps, const uint32_t* orig, size_t n, std::vector<Piece>& out,
-                  std::string& scratch_bytes, std::vector<uint32_t>& scratch_chars) const;
+    // Tokenizes one word given as UTF-8 bytes; orig[k] is the original index of the code point that byte k
+    // belongs to. bytes must stay readable 8 bytes past len (the whole-word hash loads 8 bytes at a time).
+    // hash is prepare(bytes, len). Appends to out.
+    void tokenize(const uint8_t* bytes, const uint32_t* orig, size_t len, uint64_t hash,
+                  std::vector<Piece>& out) const;
+    // Hashes the word and starts loading the table entries tokenize reads first, so that a caller can
+    // prepare the next word before tokenizing the current one and overlap their memory latency.
+    uint64_t prepare(const uint8_t* bytes, size_t len) const;
 
   private:
     static constexpr uint32_t kNone = 0xFFFFFFFFu;
+    // After the build, a child that has no children of its own (always a token) is stored in the dense
+    // tables and the edge table as kLeaf | token id: reaching it emits the token at once and goes on from the
+    // suffix root, without probing for children it cannot have nor reading its Link.
+    static constexpr uint32_t kLeaf = 0x80000000u;
     struct Node {
         uint32_t fail = kNone;     // failure link f(v)
-        uint32_t pops_begin = 0;   // failure pops F(v): records pops_[pops_begin, pops_end)
+        uint32_t pops_begin = 0;   // failure pops F(v): pops_[pops_begin, pops_end)
         uint32_t pops_end = 0;
         uint32_t record = kNone;   // token record if the node's string is a vocab token
     };
@@ -58,40 +67,81 @@ class WordPiece {
         uint32_t id;
         uint32_t bytes;  // length of the matched text (without the "##" prefix for suffix tokens)
     };
+    // What matching reads at a node when the next byte has no child: its failure link and pops, the first
+    // pop inline (most nodes have exactly one), the others in pops_[pops_begin, pops_begin + n_pops - 1).
+    struct Link {
+        uint32_t fail;
+        uint32_t first_id;
+        uint32_t pops_begin;
+        uint16_t n_pops;
+        uint16_t first_bytes;
+    };
+    // Whole-word table slot: a word that is a vocab token is one token (MaxMatch takes the longest prefix).
+    struct WordSlot {
+        uint64_t head;  // the first min(8, len) bytes, little-endian, zero padded
+        uint32_t id;
+        uint32_t len;   // 0: empty slot
+    };
     uint32_t child(uint32_t node, uint8_t byte) const;
     uint32_t add_child(uint32_t node, uint8_t byte);
     void insert(uint32_t root, const std::string& s, uint32_t id);
     void build_failure_links();
     void rehash(size_t capacity);
+    void build_words(const std::vector<std::string>& vocab);
+    void build_links();
+    uint32_t find_word(const uint8_t* bytes, size_t len, uint64_t hash) const;
 
     std::vector<Node> nodes_;
     std::vector<Record> records_;
-    std::vector<uint32_t> pops_;
-    // Edges: open addressing on key = node * 256 + byte; roots use dense arrays.
-    std::vector<uint64_t> keys_;
-    std::vector<uint32_t> vals_;
+    std::vector<Record> pops_;  // the records themselves, so that emitting follows no extra index
+    // Edges: open addressing, one 64-bit slot per edge: (child << 32) | (node << 8 | byte); roots use dense
+    // arrays.
+    std::vector<uint64_t> edges_;
     size_t mask_ = 0;
     size_t n_edges_ = 0;
+    std::vector<Link> links_;          // per node, built from nodes_ (which is then released)
+    std::vector<Record> extra_pops_;   // pops after the first of each node
     uint32_t root_dense_[256];
     uint32_t suffix_dense_[256];
+    // Second byte of a token's first character: [lead byte - 0xC0][continuation byte - 0x80] -> node, for
+    // the word-initial and the suffix trie, so that walking one multi-byte character costs one hash probe
+    // less.
+    std::vector<uint32_t> root2_, suffix2_;
+    // Third byte of a 3-byte first character: third3_index_[trie][lead - 0xE0][second - 0x80] is a block of
+    // third3_ (64 children by continuation byte); block 0 has none.
+    std::vector<uint16_t> third3_index_;
+    std::vector<uint32_t> third3_;
     uint32_t root_ = 0, suffix_root_ = 1;
     uint32_t unk_id_;
     size_t max_chars_;
+    std::vector<WordSlot> words_;
+    size_t words_shift_ = 0;
+    std::string pool_;               // every vocab token's bytes, concatenated
+    std::vector<uint32_t> pool_off_; // per id: offset of its bytes in pool_
 };
 
 // ---- Normalizer + pre-tokenizer -----------------------------------------------------------------------
-// Splits text[begin, end) into words (normalized code points with original indices), calling the word
-// callback for each. Clean text is always on, as in BertTokenizer.
+// Splits text[begin, end) into words (normalized UTF-8 bytes, each with the original index of the code
+// point it came from), calling the word callback for each. Clean text is always on, as in BertTokenizer.
 class Normalizer {
   public:
-    explicit Normalizer(NormalizerOptions opt) : opt_(opt) {}
+    explicit Normalizer(NormalizerOptions opt);  // defined in normalizer.h
+    // bytes / orig are scratch buffers; on_word(bytes, orig, len) gets pointers into them, readable at least
+    // 8 bytes past len.
     template <class Char, class OnWord>
-    void split_words(const Char* text, size_t begin, size_t end, std::vector<uint32_t>& cps,
+    void split_words(const Char* text, size_t begin, size_t end, std::vector<uint8_t>& bytes,
                      std::vector<uint32_t>& orig, OnWord&& on_word) const;
     const NormalizerOptions& options() const { return opt_; }
 
   private:
+    uint32_t entry(uint32_t c) const;  // flags << 24 | map_pool index (0: identity)
+
     NormalizerOptions opt_;
+    const uint16_t* map_index_ = nullptr;
+    const uint32_t* map_blocks_ = nullptr;
+    uint8_t ascii_action_[128];  // what the pipeline does with an ASCII character (see normalizer.h)
+    uint8_t ascii_map_[128];     // its (lowercased) byte
+    std::vector<uint32_t> bmp_;  // entry(c) for c < 0x10000
 };
 
 // ---- Whole-pipeline encoder ---------------------------------------------------------------------------
