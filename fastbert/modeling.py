@@ -80,10 +80,12 @@ class BertSelfAttention(nn.Module):
         self.qkv = _Linear(config.hidden_size, 3 * config.hidden_size)
 
 
-class BertSelfOutput(nn.Module):
-    def __init__(self, config: BertConfig):
+class _DenseLayerNorm(nn.Module):
+    """A dense layer followed by residual + LayerNorm (transformers' ``BertSelfOutput`` and ``BertOutput``)."""
+
+    def __init__(self, in_features: int, config: BertConfig):
         super().__init__()
-        self.dense = _Linear(config.hidden_size, config.hidden_size)
+        self.dense = _Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
 
@@ -91,7 +93,7 @@ class BertAttention(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.self = BertSelfAttention(config)
-        self.output = BertSelfOutput(config)
+        self.output = _DenseLayerNorm(config.hidden_size, config)
 
 
 class BertIntermediate(nn.Module):
@@ -100,19 +102,12 @@ class BertIntermediate(nn.Module):
         self.dense = _Linear(config.hidden_size, config.intermediate_size)
 
 
-class BertOutput(nn.Module):
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.dense = _Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-
 class BertLayer(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.attention = BertAttention(config)
         self.intermediate = BertIntermediate(config)
-        self.output = BertOutput(config)
+        self.output = _DenseLayerNorm(config.intermediate_size, config)
         self.heads = config.num_attention_heads
         self.head_dim = config.head_dim
         self.hidden_p = config.hidden_dropout_prob
