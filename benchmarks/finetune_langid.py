@@ -26,7 +26,7 @@ DATA = ROOT / "tests" / "data" / "training" / "langid.jsonl"
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", default="1")
-    ap.add_argument("--lr", default="1e-4")
+    ap.add_argument("--lr", default="2e-4")
     ap.add_argument("--batch-size", default="32")
     ap.add_argument("--max-length", default="64")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetune_langid_cpu.json"))
