@@ -42,6 +42,7 @@ def main(argv=None) -> int:
 
     import triton
     import triton.testing as tt
+
     from fastbert.kernels.attention import attention
     from fastbert.kernels.gelu import bias_gelu
     from fastbert.kernels.layer_norm import layer_norm
