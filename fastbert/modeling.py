@@ -377,16 +377,23 @@ class BertModel(BertPreTrainedModel):
         ids = ops.pack(input_ids, packing) if input_ids is not None else None
         embeds = ops.pack(inputs_embeds, packing) if inputs_embeds is not None else None
         x = self.embeddings(ids, positions, types, embeds)
-        hidden = [x] if output_hidden_states else None
+        layers = self.run_layers(x, packing, output_hidden_states)
+        hidden_states = tuple(ops.unpack(h, packing) for h in layers) if output_hidden_states else None
+        return layers[-1], packing, hidden_states
+
+    def run_layers(self, x: torch.Tensor, packing: ops.Packing, all_layers: bool = False) -> list[torch.Tensor]:
+        """The encoder layers on packed ``x``: ``[last]``, or ``[embeddings, layer 1, ...]`` with
+        ``all_layers``. Everything data-dependent (validation, packing) happens before this, so
+        ``torch.compile(model.run_layers, fullgraph=True)`` traces it in one graph."""
+        out = [x] if all_layers else []
         for layer in self.encoder.layer:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(layer, x, packing, use_reentrant=False)
             else:
                 x = layer(x, packing)
-            if hidden is not None:
-                hidden.append(x)
-        hidden_states = tuple(ops.unpack(h, packing) for h in hidden) if hidden is not None else None
-        return x, packing, hidden_states
+            if all_layers:
+                out.append(x)
+        return out if all_layers else [x]
 
 
 def _check_inputs(config, device, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds):

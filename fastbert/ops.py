@@ -10,7 +10,6 @@ forced on under ``TRITON_INTERPRET=1``).
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import math
 import os
 
@@ -18,7 +17,9 @@ import torch
 import torch.nn.functional as F
 
 _BACKENDS = ("auto", "torch", "triton")
-_backend: contextvars.ContextVar[str] = contextvars.ContextVar("fastbert_backend", default="auto")
+# The override is a plain module-level value (not a ContextVar): torch.compile traces a read of it as a guarded
+# constant, while ContextVar.get() would break the graph at every op.
+_backend = ["auto"]
 
 
 @contextlib.contextmanager
@@ -26,15 +27,16 @@ def force_backend(name: str):
     """Run the enclosed code with every op on one backend: ``"torch"``, ``"triton"`` or ``"auto"``."""
     if name not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {name!r}")
-    token = _backend.set(name)
+    previous = _backend[0]
+    _backend[0] = name
     try:
         yield
     finally:
-        _backend.reset(token)
+        _backend[0] = previous
 
 
 def current_backend() -> str:
-    return _backend.get()
+    return _backend[0]
 
 
 def _triton_available() -> bool:
@@ -47,7 +49,7 @@ def _triton_available() -> bool:
 
 def use_triton(t: torch.Tensor) -> bool:
     """True when ``t`` should go to the Triton kernels (CUDA tensor, or forced)."""
-    choice = _backend.get()
+    choice = _backend[0]
     if choice == "torch":
         return False
     if choice == "triton":
@@ -258,6 +260,7 @@ def _cpu_fast_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and weight.dtype == torch.float32
         and x.dim() == 2
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and not torch.compiler.is_compiling()  # under torch.compile, inductor chooses its own CPU GEMMs
         and _onednn_usable()
     )
 
