@@ -42,41 +42,27 @@ def _strategy(value, table, name):
     raise ValueError(f"{value!r} is not a valid {name} strategy, please select one of {valid} or True/False")
 
 
-def _wordpiece_cleanup(text: str) -> str:
-    """The `tokenizers` WordPiece decoder's per-token cleanup."""
-    for a, b in (
-        (" .", "."),
-        (" ?", "?"),
-        (" !", "!"),
-        (" ,", ","),
-        (" ' ", "'"),
-        (" n't", "n't"),
-        (" 'm", "'m"),
-        (" do not", " don't"),
-        (" 's", "'s"),
-        (" 've", "'ve"),
-        (" 're", "'re"),
-    ):
+# transformers' `clean_up_tokenization` replacements; the `tokenizers` WordPiece decoder also turns " do not"
+# into " don't" (after " n't" and " 'm", before " 's").
+_CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+            (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+_WORDPIECE_CLEANUP = _CLEANUP[:7] + ((" do not", " don't"),) + _CLEANUP[7:]
+
+
+def _replace_all(text: str, pairs) -> str:
+    for a, b in pairs:
         text = text.replace(a, b)
     return text
+
+
+def _wordpiece_cleanup(text: str) -> str:
+    """The `tokenizers` WordPiece decoder's per-token cleanup."""
+    return _replace_all(text, _WORDPIECE_CLEANUP)
 
 
 def clean_up_tokenization(text: str) -> str:
     """transformers' `clean_up_tokenization` (applied to the whole text when clean_up_tokenization_spaces)."""
-    for a, b in (
-        (" .", "."),
-        (" ?", "?"),
-        (" !", "!"),
-        (" ,", ","),
-        (" ' ", "'"),
-        (" n't", "n't"),
-        (" 'm", "'m"),
-        (" 's", "'s"),
-        (" 've", "'ve"),
-        (" 're", "'re"),
-    ):
-        text = text.replace(a, b)
-    return text
+    return _replace_all(text, _CLEANUP)
 
 
 class BatchEncoding(dict):
