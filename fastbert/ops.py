@@ -113,9 +113,6 @@ def build_packing(attention_mask: torch.Tensor, query_only: str = "first") -> Pa
     device = attention_mask.device
     mask = attention_mask.bool()
     lengths = mask.sum(dim=1)
-    if bool((lengths == 0).any()):
-        rows = torch.nonzero(lengths == 0).flatten().tolist()
-        raise ValueError(f"attention_mask rows {rows[:8]} have no real token; every sequence needs at least one")
     if query_only == "first":
         extra = torch.zeros_like(mask)
         extra[:, 0] = ~mask[:, 0]
@@ -123,29 +120,32 @@ def build_packing(attention_mask: torch.Tensor, query_only: str = "first") -> Pa
         extra = ~mask
     else:
         extra = None
-    any_extra = extra is not None and bool(extra.any())
+    counts = lengths + extra.sum(dim=1) if extra is not None else lengths
+    # everything the host needs, read back with one sync: shortest row, longest packed row, query-only count
+    min_len, max_seqlen, n_extra = torch.stack(
+        [lengths.min(), counts.max(), counts.sum() - lengths.sum()]
+    ).tolist()
+    if min_len == 0:
+        rows = torch.nonzero(lengths == 0).flatten().tolist()
+        raise ValueError(f"attention_mask rows {rows[:8]} have no real token; every sequence needs at least one")
     arange = torch.arange(seqlen, device=device)
-    if not any_extra:
+    identity = n_extra == 0 and min_len == seqlen
+    if n_extra == 0:
         # real tokens in their original order, row by row
-        identity = bool((lengths == seqlen).all())
         if identity:
             indices = torch.arange(batch * seqlen, device=device)
         else:
             indices = torch.nonzero(mask.flatten()).flatten()
-        counts = lengths
         seqused_k = None
     else:
-        identity = False
         # order inside each row: real tokens, then query-only positions, then dropped ones (not selected)
         key = torch.where(mask, arange, torch.where(extra, seqlen + arange, 2 * seqlen + arange))
         order = torch.argsort(key, dim=1)
-        counts = lengths + extra.sum(dim=1)
         sel = arange[None, :] < counts[:, None]
         rows = torch.arange(batch, device=device)[:, None]
         indices = (rows * seqlen + order)[sel]
         seqused_k = lengths.to(torch.int32)
     cu_seqlens = F.pad(torch.cumsum(counts, 0, dtype=torch.int32), (1, 0))
-    max_seqlen = int(counts.max())
     if query_only == "none":
         first_token = None
     elif identity:

@@ -1,0 +1,55 @@
+"""The padding-free layout: which positions are packed, in what order, and how they map back."""
+
+import pytest
+import torch
+
+from fastbert import ops
+
+
+def _masks():
+    g = torch.Generator().manual_seed(0)
+    yield torch.ones(3, 5, dtype=torch.long)  # no padding: identity
+    yield torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 1, 0, 1]])  # right, left, holes
+    for _ in range(5):
+        m = (torch.rand(4, 9, generator=g) < 0.6).long()
+        m[:, 4] = 1  # every row keeps a real token
+        yield m
+
+
+@pytest.mark.parametrize("query_only", ["none", "first", "all"])
+def test_layout(query_only):
+    for mask in _masks():
+        batch, seqlen = mask.shape
+        p = ops.build_packing(mask, query_only)
+        lengths = mask.sum(1)
+        extra = torch.zeros_like(mask, dtype=torch.bool)
+        if query_only == "first":
+            extra[:, 0] = mask[:, 0] == 0
+        elif query_only == "all":
+            extra = mask == 0
+        counts = lengths + extra.sum(1)
+        assert p.cu_seqlens.tolist() == [0] + torch.cumsum(counts, 0).tolist()
+        assert p.max_seqlen == int(counts.max())
+        assert p.identity == bool((mask == 1).all())
+        if extra.any():
+            assert p.seqused_k.tolist() == lengths.tolist()
+        else:
+            assert p.seqused_k is None
+        for b in range(batch):
+            rows = p.indices[p.cu_seqlens[b]:p.cu_seqlens[b + 1]] - b * seqlen
+            real = torch.nonzero(mask[b]).flatten()
+            qonly = torch.nonzero(extra[b]).flatten()
+            assert rows.tolist() == real.tolist() + qonly.tolist()  # real tokens first, in order
+        if query_only != "none":
+            assert (p.indices[p.first_token] == torch.arange(batch) * seqlen).all()
+        x = torch.randn(batch, seqlen, 3)
+        back = ops.unpack(ops.pack(x, p), p)
+        kept = (mask == 1) | extra
+        assert torch.equal(back[kept], x[kept]) and (back[~kept] == 0).all()
+
+
+def test_rejects_rows_without_tokens_and_unknown_modes():
+    with pytest.raises(ValueError, match="no real token"):
+        ops.build_packing(torch.tensor([[1, 1], [0, 0]]))
+    with pytest.raises(ValueError, match="query_only"):
+        ops.build_packing(torch.ones(1, 2), "some")
