@@ -62,26 +62,50 @@ def _dtypes():
     return (torch.float16, torch.bfloat16, torch.float32)
 
 
+# What the fastbert model launches, so that "every config it can launch" is a finite list:
+# - hidden sizes of BERT models (tiny 128 ... large 1024) give LayerNorm blocks of 128..1024 columns;
+# - pointer dtypes: a model cast to one dtype, or autocast (fp16/bf16 activations, fp32 parameters; the
+#   residual stream is fp32 coming out of the embeddings and the activation dtype after the first layer);
+# - LayerNorm flags (x_bias, residual, dropout): dense+residual+LN in eval (1,1,0) and train (1,1,1),
+#   embeddings with default token types (1,1,0) or given ones (0,1,0), the MLM head transform (0,0,0).
+_HIDDENS = (128, 256, 384, 512, 768, 1024)
+_LN_FLAGS = ((True, True, False), (True, True, True), (False, True, False), (False, False, False))
+
+
+def _signatures():
+    """(activation, parameter, residual) pointer dtypes."""
+    out = [(d, d, d) for d in ("fp16", "bf16", "fp32")]
+    for a in ("fp16", "bf16"):
+        out += [(a, "fp32", "fp32"), (a, "fp32", a)]
+    return out
+
+
 def _layer_norm_jobs(quick: bool) -> list[Job]:
     from . import layer_norm as ln
 
-    jobs = []
-    hiddens = (768,) if quick else (128, 384, 768, 4096)
-    flag_sets = ((True, True, True),) if quick else ((True, True, True), (False, False, False))
-    for dtype in _dtypes()[:1] if quick else _dtypes():
-        t = "*" + _TT[str(dtype).split(".")[1]]
+    jobs, seen = [], set()
+    hiddens = (768,) if quick else _HIDDENS
+    flag_sets = ((True, True, True),) if quick else _LN_FLAGS
+    sigs = [("fp16", "fp16", "fp16")] if quick else _signatures()
+    for act, par, res_t in sigs:
+        t, p = "*" + act, "*" + par
         for n in sorted({ln.fwd_config(h)["BLOCK_N"] for h in hiddens}):
             cfg = ln.fwd_config(n)
             warps = cfg.pop("num_warps")
             for has_xb, has_res, has_drop in flag_sets:
-                name = f"{t[1:]} BLOCK_N={n} xbias={int(has_xb)} res={int(has_res)} dropout={int(has_drop)}"
+                ptr = dict(X=t, X_BIAS=p if has_xb else None, RES="*" + res_t if has_res else None, W=p,
+                           MEAN="*fp32", RSTD="*fp32")
+                key = (n, has_xb, has_res, has_drop, tuple(sorted((k, str(v)) for k, v in ptr.items())))
+                if key in seen:
+                    continue
+                seen.add(key)
+                name = (f"x={act} params={par}{f' res={res_t}' if has_res else ''} BLOCK_N={n}"
+                        f" xbias={int(has_xb)} res={int(has_res)} dropout={int(has_drop)}")
                 flags = dict(HAS_X_BIAS=has_xb, HAS_RES=has_res, HAS_W=True, HAS_DROPOUT=has_drop, **cfg)
-                ptr = dict(X=t, X_BIAS=t if has_xb else None, RES=t if has_res else None, W=t, MEAN="*fp32",
-                           RSTD="*fp32")
                 jobs.append(Job("layer_norm", "_layer_norm_fwd_kernel", name,
-                                dict(ptr, B=t, Y=t), ("eps", "dropout_p"), dict(flags, HAS_B=True), warps, 1))
+                                dict(ptr, B=p, Y=t), ("eps", "dropout_p"), dict(flags, HAS_B=True), warps, 1))
                 jobs.append(Job("layer_norm", "_layer_norm_bwd_kernel", name,
-                                dict(ptr, DY=t, DX=t, DRES=t if has_res else None, DW_PART="*fp32",
+                                dict(ptr, DY=t, DX=t, DRES=("*" + res_t) if has_res else None, DW_PART="*fp32",
                                      DB_PART="*fp32", DXB_PART="*fp32" if has_xb else None),
                                 ("dropout_p",), flags, warps, 1))
     return jobs
@@ -90,18 +114,23 @@ def _layer_norm_jobs(quick: bool) -> list[Job]:
 def _gelu_jobs(quick: bool) -> list[Job]:
     from . import gelu
 
-    jobs = []
-    for dtype in _dtypes()[:1] if quick else _dtypes():
-        t = "*" + _TT[str(dtype).split(".")[1]]
+    jobs, seen = [], set()
+    sigs = [("fp16", "fp16")] if quick else sorted({(a, p) for a, p, _ in _signatures()})
+    for act, par in sigs:
+        t = "*" + act
         for n in (3072,) if quick else (64, 3072):
             cfg = gelu.config(n)
             warps = cfg.pop("num_warps")
             for has_bias in (True,) if quick else (True, False):
                 for tanh in (False,) if quick else (False, True):
-                    name = (f"{t[1:]} BLOCK_M={cfg['BLOCK_M']} BLOCK_N={cfg['BLOCK_N']}"
-                            f" bias={int(has_bias)} tanh={int(tanh)}")
+                    bias = "*" + par if has_bias else None
+                    key = (n, has_bias, tanh, act, bias)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    name = (f"x={act}{f' bias={par}' if has_bias else ' no bias'} BLOCK_M={cfg['BLOCK_M']}"
+                            f" BLOCK_N={cfg['BLOCK_N']} tanh={int(tanh)}")
                     flags = dict(HAS_BIAS=has_bias, TANH=tanh, **cfg)
-                    bias = t if has_bias else None
                     jobs.append(Job("gelu", "_bias_gelu_fwd_kernel", name, dict(X=t, BIAS=bias, Y=t), (), flags,
                                     warps, 1))
                     jobs.append(Job("gelu", "_bias_gelu_bwd_kernel", name,
@@ -115,15 +144,15 @@ def _attention_jobs(quick: bool, target: int) -> list[Job]:
 
     cap = divmod(target, 10)
     jobs = []
-    head_dims = (64,) if quick else (16, 32, 64, 128, 256)
-    flag_sets = ((True, True),) if quick else ((True, True), (False, False))
+    head_dims = (64,) if quick else (16, 32, 64, 128, 256)  # every padded head dim up to 256
+    dropouts = (True,) if quick else (True, False)
     for dtype in _dtypes()[:1] if quick else _dtypes():
         t = "*" + _TT[str(dtype).split(".")[1]]
         ieee = dtype == _dtypes()[2]
         for hd in head_dims:
-            for has_used, has_drop in flag_sets:
-                flags = dict(HAS_SEQUSED=has_used, HAS_DROPOUT=has_drop, IEEE=ieee)
-                used = "*i32" if has_used else None
+            for has_drop in dropouts:
+                flags = dict(HAS_DROPOUT=has_drop, IEEE=ieee)
+                used = "*i32"
                 qkv = dict(Q=t, K=t, V=t)
                 floats = ("qk_scale", "dropout_p")
                 for kernel, cfg_fn in (("_attn_fwd_kernel", attn.fwd_config),
@@ -140,7 +169,7 @@ def _attention_jobs(quick: bool, target: int) -> list[Job]:
                         ptr = dict(qkv, DO=t, DQ=t, LSE="*fp32", DELTA="*fp32", CU_SEQLENS="*i32",
                                    SEQUSED_K=used)
                     name = (f"{t[1:]} M={cfg['BLOCK_M']} N={cfg['BLOCK_N']} D={cfg['BLOCK_D']} w={warps} s={stages}"
-                            f" seqused={int(has_used)} dropout={int(has_drop)}")
+                            f" dropout={int(has_drop)}")
                     fl = ("sm_scale",) + floats if kernel != "_attn_fwd_kernel" else floats
                     jobs.append(Job("attention", kernel, name, ptr, fl, dict(flags, **cfg), warps, stages, target))
             delta = dict(attn.DELTA_CONFIG)

@@ -71,10 +71,10 @@ def _attn_fwd_kernel(
     O,  # (total, heads, head_dim) output, strides (stride_ot, stride_oh, 1)
     LSE,  # (heads, total) fp32 log2-sum-exp of the scaled scores
     CU_SEQLENS,  # (batch + 1,) int32
-    SEQUSED_K,  # (batch,) int32 number of key rows per sequence (HAS_SEQUSED)
+    SEQUSED_K,  # (batch,) int32 number of key rows per sequence (the launchers fill it when not given)
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     total, head_dim, qk_scale, dropout_p, seed, max_seqlen,
-    HAS_SEQUSED: tl.constexpr, HAS_DROPOUT: tl.constexpr, IEEE: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
@@ -84,10 +84,7 @@ def _attn_fwd_kernel(
     seqlen = tl.load(CU_SEQLENS + b + 1) - start
     if pid_m * BLOCK_M >= seqlen:
         return
-    if HAS_SEQUSED:
-        seqlen_k = tl.load(SEQUSED_K + b)
-    else:
-        seqlen_k = seqlen
+    seqlen_k = tl.load(SEQUSED_K + b)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
@@ -150,7 +147,7 @@ def _attn_bwd_dkdv_kernel(
     CU_SEQLENS, SEQUSED_K,  # as in the forward
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_dot, stride_doh,
     total, heads, head_dim, sm_scale, qk_scale, dropout_p, seed, max_seqlen,
-    HAS_SEQUSED: tl.constexpr, HAS_DROPOUT: tl.constexpr, IEEE: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
@@ -160,10 +157,7 @@ def _attn_bwd_dkdv_kernel(
     seqlen = tl.load(CU_SEQLENS + b + 1) - start
     if pid_n * BLOCK_N >= seqlen:
         return
-    if HAS_SEQUSED:
-        seqlen_k = tl.load(SEQUSED_K + b)
-    else:
-        seqlen_k = seqlen
+    seqlen_k = tl.load(SEQUSED_K + b)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
@@ -213,7 +207,7 @@ def _attn_bwd_dq_kernel(
     CU_SEQLENS, SEQUSED_K,  # as in the forward
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_dot, stride_doh,
     total, heads, head_dim, sm_scale, qk_scale, dropout_p, seed, max_seqlen,
-    HAS_SEQUSED: tl.constexpr, HAS_DROPOUT: tl.constexpr, IEEE: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
@@ -223,10 +217,7 @@ def _attn_bwd_dq_kernel(
     seqlen = tl.load(CU_SEQLENS + b + 1) - start
     if pid_m * BLOCK_M >= seqlen:
         return
-    if HAS_SEQUSED:
-        seqlen_k = tl.load(SEQUSED_K + b)
-    else:
-        seqlen_k = seqlen
+    seqlen_k = tl.load(SEQUSED_K + b)
     qi = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
@@ -352,15 +343,24 @@ def attention_fwd(
     lse = torch.empty((heads, total), dtype=torch.float32, device=q.device)
     if total == 0 or batch == 0 or max_seqlen == 0:
         return out, lse
+    seqused_k = _keys_per_sequence(cu_seqlens, seqused_k)
     cfg = fwd_config(head_dim, q.dtype, _capability(q), dropout=dropout_p > 0.0)
     grid = (triton.cdiv(max_seqlen, cfg["BLOCK_M"]), batch, heads)
     launch(_attn_fwd_kernel)[grid](
         q, k, v, out, lse, cu_seqlens, seqused_k,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         total, head_dim, softmax_scale * _LOG2E, dropout_p, seed, max_seqlen,
-        HAS_SEQUSED=seqused_k is not None, HAS_DROPOUT=dropout_p > 0.0, IEEE=_ieee(q.dtype), **cfg,
+        HAS_DROPOUT=dropout_p > 0.0, IEEE=_ieee(q.dtype), **cfg,
     )
     return out, lse
+
+
+def _keys_per_sequence(cu_seqlens: torch.Tensor, seqused_k: torch.Tensor | None) -> torch.Tensor:
+    """Keys of each sequence: ``seqused_k``, or every row. The kernels always read it (one variant fewer to
+    compile than a constexpr switch, for one int32 load per program)."""
+    if seqused_k is not None:
+        return seqused_k
+    return (cu_seqlens[1:] - cu_seqlens[:-1]).to(torch.int32)
 
 
 def _bwd_fake(do, q, k, v, out, lse, cu_seqlens, seqused_k, max_seqlen, softmax_scale, dropout_p, seed):
@@ -397,12 +397,13 @@ def attention_bwd(
         out, do, delta, out.stride(0), out.stride(1), do.stride(0), do.stride(1), total, head_dim,
         BLOCK_D=bd, **DELTA_CONFIG,
     )
+    seqused_k = _keys_per_sequence(cu_seqlens, seqused_k)
     cfg = bwd_config(head_dim, q.dtype, _capability(q), dropout=dropout_p > 0.0)
     args = (
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), do.stride(0), do.stride(1),
         total, heads, head_dim, softmax_scale, softmax_scale * _LOG2E, dropout_p, seed, max_seqlen,
     )
-    flags = dict(HAS_SEQUSED=seqused_k is not None, HAS_DROPOUT=dropout_p > 0.0, IEEE=_ieee(q.dtype))
+    flags = dict(HAS_DROPOUT=dropout_p > 0.0, IEEE=_ieee(q.dtype))
     launch(_attn_bwd_dkdv_kernel)[(triton.cdiv(max_seqlen, cfg["BLOCK_N"]), batch, heads)](
         q, k, v, do, dk, dv, lse, delta, cu_seqlens, seqused_k, *args, **flags, **cfg,
     )
