@@ -158,6 +158,8 @@ def _attention_jobs(quick: bool, target: int) -> list[Job]:
                 for kernel, cfg_fn in (("_attn_fwd_kernel", attn.fwd_config),
                                        ("_attn_bwd_dkdv_kernel", attn.bwd_config),
                                        ("_attn_bwd_dq_kernel", attn.bwd_config)):
+                    if kernel != "_attn_fwd_kernel" and ieee and hd > 128 and cap < (8, 0):
+                        continue  # rejected by attention(): no fp32 tile of head dim 256 fits sm_75's 64 KB
                     cfg = dict(cfg_fn(hd, dtype, cap, dropout=has_drop))
                     warps, stages = cfg.pop("num_warps"), cfg.pop("num_stages")
                     if kernel == "_attn_fwd_kernel":

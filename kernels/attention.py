@@ -275,6 +275,8 @@ def fwd_config(
     if capability is None:
         return {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": bd, "num_warps": 4, "num_stages": 1}
     if capability < (8, 0):  # Turing: 64 KB shared memory, no bf16 tensor cores; keep tiles small
+        if bd > 128:  # 64x32 tiles need 96-104 KB at head dim 256 (AOT report)
+            return {"BLOCK_M": 32, "BLOCK_N": 16, "BLOCK_D": bd, "num_warps": 4, "num_stages": 1}
         return {"BLOCK_M": 64, "BLOCK_N": 32, "BLOCK_D": bd, "num_warps": 4, "num_stages": 1}
     if dtype == torch.float32:
         return {"BLOCK_M": 64, "BLOCK_N": 32 if bd <= 64 else 16, "BLOCK_D": bd, "num_warps": 4, "num_stages": 1}
@@ -293,6 +295,13 @@ def bwd_config(
     bd = block_d(head_dim)
     if capability is None:
         return {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": bd, "num_warps": 4, "num_stages": 1}
+    if capability < (8, 0) and bd > 64:
+        # Turing's 64 KB of shared memory (AOT report): 32x64 tiles need 80 KB at head dim 128, 32x32 need
+        # 68 KB in fp32 at 128 and 96-132 KB at 256
+        if bd > 128:
+            return {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_D": bd, "num_warps": 4, "num_stages": 1}
+        block_m = 16 if dtype == torch.float32 else 32
+        return {"BLOCK_M": block_m, "BLOCK_N": 32, "BLOCK_D": bd, "num_warps": 4, "num_stages": 1}
     if dtype == torch.float32 or bd > 128:
         return {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_D": bd, "num_warps": 4, "num_stages": 1}
     stages = 1 if capability < (8, 0) else 2
@@ -475,6 +484,12 @@ def attention(
     survivors scaled by ``1/(1-p)``, reproducible from ``seed`` (drawn from torch's generator when None).
     """
     _check(q, k, v, cu_seqlens, max_seqlen, seqused_k)
+    if (q.dtype == torch.float32 and block_d(q.shape[-1]) > 128 and torch.is_grad_enabled()
+            and any(t.requires_grad for t in (q, k, v)) and (_capability(q) or (9, 0)) < (8, 0)):
+        raise ValueError(
+            "the fp32 attention backward at head dim > 128 needs more shared memory than sm_75's 64 KB; "
+            "train in fp16/bf16 on this GPU, or use the torch path (fastbert.force_backend('torch'))"
+        )
     scale = float(softmax_scale) if softmax_scale is not None else 1.0 / math.sqrt(q.shape[-1])
     dropout_p = check_dropout(dropout_p)
     seed = check_seed(seed if seed is not None else draw_seed()) if dropout_p > 0 else 0
