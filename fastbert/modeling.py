@@ -200,7 +200,6 @@ class BertPreTrainedModel(nn.Module):
     """Shared loading, saving and initialisation; ``base_model_prefix_str`` is where ``BertModel`` lives."""
 
     base_model_prefix_str = "bert."
-    uses_pooler = True
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -333,7 +332,6 @@ class BertModel(BertPreTrainedModel):
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
-        self.uses_pooler = add_pooling_layer
         self.init_weights()
 
     def forward(
@@ -498,8 +496,6 @@ class BertForPreTraining(BertPreTrainedModel):
 
 
 class BertForMaskedLM(BertPreTrainedModel):
-    uses_pooler = False
-
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
@@ -624,8 +620,6 @@ class BertForMultipleChoice(_ClassifierDropout, BertPreTrainedModel):
 
 
 class BertForTokenClassification(_ClassifierDropout, BertPreTrainedModel):
-    uses_pooler = False
-
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -650,8 +644,6 @@ class BertForTokenClassification(_ClassifierDropout, BertPreTrainedModel):
 
 
 class BertForQuestionAnswering(BertPreTrainedModel):
-    uses_pooler = False
-
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
