@@ -380,20 +380,21 @@ class BertTokenizer:
         if gc_was_enabled:
             gc.disable()
         try:
-            out = self._encode_core(
+            out = self._core.encode(
                 texts,
                 pairs,
-                add_special_tokens,
+                bool(add_special_tokens),
                 trunc_code,
-                trunc_length,
-                stride,
-                return_overflowing_tokens,
+                int(trunc_length) if trunc_code else -1,
+                int(stride),
+                self.truncation_side == "left",
+                bool(return_overflowing_tokens),
                 pad_code,
-                pad_length,
-                pad_to_multiple_of,
-                side,
-                num_threads,
-                return_tensors,
+                int(pad_length) if pad_code == 2 else 0,
+                int(pad_to_multiple_of or 0) if pad_code else 0,
+                side == "left",
+                int(num_threads or self.num_threads),
+                return_tensors is not None,
                 want,
             )
         finally:
@@ -418,41 +419,6 @@ class BertTokenizer:
                 k: v[0] if isinstance(v, list) and v and isinstance(v[0], list) else v for k, v in out.items()
             }
         return BatchEncoding(out)
-
-    def _encode_core(
-        self,
-        texts,
-        pairs,
-        add_special_tokens,
-        trunc_code,
-        trunc_length,
-        stride,
-        return_overflowing_tokens,
-        pad_code,
-        pad_length,
-        pad_to_multiple_of,
-        side,
-        num_threads,
-        return_tensors,
-        want,
-    ):
-        return self._core.encode(
-            texts,
-            pairs,
-            bool(add_special_tokens),
-            trunc_code,
-            int(trunc_length) if trunc_code else -1,
-            int(stride),
-            self.truncation_side == "left",
-            bool(return_overflowing_tokens),
-            pad_code,
-            int(pad_length) if pad_code == 2 else 0,
-            int(pad_to_multiple_of or 0) if pad_code else 0,
-            side == "left",
-            int(num_threads or self.num_threads),
-            return_tensors is not None,
-            want,
-        )
 
     # ---- decoding ----------------------------------------------------------------------------------------
     def decode(
