@@ -353,8 +353,12 @@ class BertModel(BertPreTrainedModel):
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
             "first" if self.pooler is not None else "none",
         )
-        pooled = self.pooler(x.index_select(0, packing.first_token)) if self.pooler is not None else None
+        pooled = self.pool(x, packing) if self.pooler is not None else None
         return _finish(return_dict, BaseModelOutputWithPooling(ops.unpack(x, packing), pooled, hidden))
+
+    def pool(self, x: torch.Tensor, packing: ops.Packing) -> torch.Tensor:
+        """The pooler on each sequence's column-0 token of the packed hidden state ``x``."""
+        return self.pooler(x.index_select(0, packing.first_token))
 
     # -- the padding-free encoder
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
@@ -485,7 +489,7 @@ class BertForPreTraining(BertPreTrainedModel):
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
             _query_only(True, attention_mask, labels),
         )
-        pooled = self.bert.pooler(x.index_select(0, packing.first_token))
+        pooled = self.bert.pool(x, packing)
         logits = self.cls.predictions(x, self.bert.embeddings.word_embeddings.weight)
         nsp = self.cls.seq_relationship(pooled)
         loss = None
@@ -531,7 +535,7 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         x, packing, hidden = self._run_bert(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, "first"
         )
-        logits = self.cls.seq_relationship(self.bert.pooler(x.index_select(0, packing.first_token)))
+        logits = self.cls.seq_relationship(self.bert.pool(x, packing))
         loss = F.cross_entropy(logits.view(-1, 2), labels.view(-1)) if labels is not None else None
         return _finish(return_dict, NextSentencePredictorOutput(loss, logits, hidden))
 
@@ -580,7 +584,7 @@ class BertForSequenceClassification(_ClassifierDropout, BertPreTrainedModel):
         x, packing, hidden = self._run_bert(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, "first"
         )
-        pooled = self.bert.pooler(x.index_select(0, packing.first_token))
+        pooled = self.bert.pool(x, packing)
         logits = self.classifier(self._drop(pooled))
         loss = _classification_loss(self.config, logits, labels) if labels is not None else None
         return _finish(return_dict, SequenceClassifierOutput(loss, logits, hidden))
@@ -613,7 +617,7 @@ class BertForMultipleChoice(_ClassifierDropout, BertPreTrainedModel):
             flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids), embeds,
             output_hidden_states, "first",
         )
-        pooled = self.bert.pooler(x.index_select(0, packing.first_token))
+        pooled = self.bert.pool(x, packing)
         logits = self.classifier(self._drop(pooled)).view(-1, choices)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return _finish(return_dict, MultipleChoiceModelOutput(loss, logits, hidden))
