@@ -6,9 +6,10 @@
 the maximum length (``sentence_bert_config.json``); a plain BERT checkpoint gets mean pooling, as
 sentence-transformers gives it.
 
-Speed comes from the padding-free model and the batching: all texts are tokenized at once, batched by token
-count (each batch holds texts of one length, so nothing is padded and attention needs no masking or
-scatter), pooled straight from the packed rows, and the original order is restored at the end.
+Speed comes from the padding-free model and the batching: all texts are tokenized at once and sorted by token
+count; each batch of ``batch_size`` texts is packed end to end with no padding (so the GEMMs see every token
+of the batch at once), attention runs on views of each run of equal-length texts (no mask, no scatter),
+embeddings are pooled straight from the packed rows, and the original order is restored at the end.
 """
 
 from __future__ import annotations
@@ -164,8 +165,8 @@ class SentenceEncoder:
 
             bar = tqdm(total=len(texts), desc="encode", unit="text", file=sys.stderr)
         with torch.inference_mode():
-            for idx, ids in self._batches(texts, batch_size):
-                out[torch.tensor(idx)] = self._embed(ids).float().cpu()
+            for idx, ids, lengths in self._batches(texts, batch_size):
+                out[torch.tensor(idx)] = self._embed(ids, lengths).float().cpu()
                 if bar is not None:
                     bar.update(len(idx))
         if bar is not None:
@@ -180,24 +181,41 @@ class SentenceEncoder:
         return out[0] if single else list(out)
 
     def _batches(self, texts: list[str], batch_size: int):
-        """Tokenize everything once, then yield ``(text indices, (n, length) ids)`` batches of texts with the
-        same token count, longest first: every batch is free of padding, so packing is a reshape and attention
-        runs on views, with no scatter into a padded layout."""
+        """Tokenize everything once, sort the texts by token count (longest first, as sentence-transformers
+        sorts by length) and yield ``(text indices, flat token ids, lengths)`` for each ``batch_size`` texts.
+
+        A batch is packed with no padding at all, and sorting puts texts of one length next to each other, so
+        attention runs on views of each run of equal lengths (``ops.packing_from_lengths``)."""
         if not texts:
             return
-        ids_list = self.tokenizer(texts, truncation=True, max_length=self.max_seq_length)["input_ids"]
-        by_length: dict[int, list[int]] = {}
-        for i, ids in enumerate(ids_list):
-            by_length.setdefault(len(ids), []).append(i)
-        for length in sorted(by_length, reverse=True):
-            group = by_length[length]
-            for start in range(0, len(group), batch_size):
-                idx = group[start : start + batch_size]
-                yield idx, torch.tensor([list(ids_list[i]) for i in idx], dtype=torch.int64)
+        enc = self.tokenizer(
+            texts, truncation=True, max_length=self.max_seq_length, padding=True, return_tensors="np",
+            return_token_type_ids=False,
+        )
+        ids, mask = np.asarray(enc["input_ids"]), np.asarray(enc["attention_mask"]).astype(bool)
+        vocab = self.model.config.vocab_size
+        if ids.size and (int(ids.max()) >= vocab or int(ids.min()) < 0):
+            raise ValueError(
+                f"the tokenizer produced token ids outside the model's vocabulary (0..{vocab - 1}): "
+                "the tokenizer and the model checkpoint do not belong together"
+            )
+        lengths = mask.sum(axis=1)
+        order = np.argsort(-lengths, kind="stable")
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            # rows in order, each cut to its length: row-major boolean indexing lays the sequences end to end
+            flat = torch.from_numpy(ids[idx][mask[idx]].astype(np.int64))
+            yield idx.tolist(), flat, lengths[idx].tolist()
 
-    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
-        # the packed last hidden state (no scatter back to the padded shape, no pooler); all-zero token types
-        x, packing, _ = self.model._encode(ids.to(self.device), None, None, None, None, False, "none")
+    def _embed(self, ids: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """Pooled embeddings of texts whose token ids lie end to end in ``ids``: the packed last hidden state
+        (no scatter to a padded shape, no pooler); all-zero token types, positions from 0 in each text."""
+        from fastbert import ops
+
+        model = self.model
+        packing = ops.packing_from_lengths(lengths, self.device)
+        x = model.embeddings(ids.to(self.device), ops.packed_positions(packing), None)
+        x = model.run_layers(x, packing)[-1]
         return pool_packed(x, packing.cu_seqlens, self.pooling)
 
 

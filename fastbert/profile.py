@@ -78,9 +78,12 @@ def op_cost(name: str, shapes: list, itemsize: int = 4) -> tuple[float, float]:
         n = b[2]
         return 2.0 * bt * m * k * n, float(itemsize * bt * (m * k + k * n + m * n))
     if name == "mkldnn::_linear_pointwise" and len(s) >= 2:
-        x, w = s[0], s[1]
+        # (x, weight, bias, ...) or, for the fused residual add, (x, other, weight, bias, attr)
+        binary = len(s) >= 3 and len(s[2]) == 2
+        x, w = s[0], s[2 if binary else 1]
         m, (n, k) = _numel(x[:-1]), w
-        return 2.0 * m * k * n, float(itemsize * (m * k + k * n + m * n))
+        extra = m * n if binary else 0  # the residual read and added
+        return 2.0 * m * k * n + extra, float(itemsize * (m * k + k * n + m * n + extra))
     if name in _ATTENTION_OPS and len(s) >= 3 and len(s[0]) == 4:
         b, h, lq, d = s[0]
         lk, dv = s[1][2], s[2][3]

@@ -33,6 +33,25 @@ def test_linear_flops_counted_once():
     assert 2 * 15 * 16 * 24 <= total <= 2 * 15 * 16 * 24 + 15 * 24
 
 
+def test_onednn_fused_linear_flops_match_hand_count():
+    from fastbert import ops
+
+    if not ops._onednn_usable():
+        import pytest
+
+        pytest.skip("oneDNN fused linear is not usable here")
+    m, k, n = 9, 40, 48
+    x, w, bias, res = torch.randn(m, k), torch.randn(n, k), torch.randn(n), torch.randn(m, n)
+    ln = torch.ones(n), torch.zeros(n)
+    with torch.no_grad():
+        plain, _ = profile_fn(lambda: ops.linear(x, w, bias), CPU)
+        fused, _ = profile_fn(lambda: ops.dense_add_layer_norm(x, w, bias, res, *ln, 1e-5), CPU)
+    gemm = [r for r in plain if r.name == "mkldnn::_linear_pointwise"]
+    assert len(gemm) == 1 and gemm[0].flops == 2 * m * k * n
+    gemm = [r for r in fused if r.name == "mkldnn::_linear_pointwise"]
+    assert len(gemm) == 1 and gemm[0].flops == 2 * m * k * n + m * n  # + the residual add
+
+
 def test_attention_flops_match_hand_count():
     b, h, lq, lk, d = 2, 3, 17, 17, 8
     q, k, v = (torch.randn(b, h, n, d) for n in (lq, lk, lk))
