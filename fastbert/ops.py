@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.weak import WeakTensorKeyDictionary
@@ -73,14 +74,12 @@ class Packing:
     rows are real tokens (queries and keys); rows after them are query-only padding positions, kept where a
     caller needs the hidden state transformers computes at a padding position (the pooler reads column 0).
     ``seqused_k`` is None when there is no query-only row. ``identity`` means no padding at all: packing is a
-    reshape. ``runs``, when set (``packing_from_lengths``), lists ``(first row, sequences, length)`` for each run
-    of consecutive sequences of one length: the torch attention path then runs on views of each run, with no
-    mask and no padded copy.
+    reshape.
     """
 
     __slots__ = (
         "indices", "cu_seqlens", "max_seqlen", "seqused_k", "batch", "seqlen", "first_token", "identity", "_layout",
-        "_qkv_buf", "runs",
+        "_qkv_buf", "_cu_host",
     )
 
     def __init__(self, indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token, identity):
@@ -94,7 +93,7 @@ class Packing:
         self.identity = identity
         self._layout = None  # cached by the torch attention path
         self._qkv_buf = None  # inference workspace of the torch attention path
-        self.runs = None
+        self._cu_host = None  # cu_seqlens / seqused_k as int64 numpy, for the CPU attention kernel
 
     @property
     def total(self) -> int:
@@ -163,10 +162,8 @@ def build_packing(attention_mask: torch.Tensor, query_only: str = "first") -> Pa
 
 def packing_from_lengths(lengths: list[int], device: torch.device | str = "cpu") -> Packing:
     """Packing of sequences already laid end to end with no padding (sequence ``b`` owns the next
-    ``lengths[b]`` rows), as ``build_packing`` would give for a right-padded mask of these lengths.
-
-    Built on the host from the lengths, with no device sync. Sorting sequences by length before packing makes
-    ``runs`` long, which is what the torch attention path wants (``fastbert.SentenceEncoder`` does)."""
+    ``lengths[b]`` rows), as ``build_packing`` would give for a right-padded mask of these lengths; built on
+    the host from the lengths, with no device sync (``fastbert.SentenceEncoder`` batches this way)."""
     if not lengths or min(lengths) < 1:
         raise ValueError(f"every sequence needs at least one token, got lengths {list(lengths)[:8]}")
     batch, width = len(lengths), max(lengths)
@@ -177,19 +174,9 @@ def packing_from_lengths(lengths: list[int], device: torch.device | str = "cpu")
     col = torch.arange(total) - cu[:-1].index_select(0, row)
     identity = min(lengths) == width
     indices = row * width + col
-    packing = Packing(
+    return Packing(
         indices.to(device), cu.to(device=device, dtype=torch.int32), width, None, batch, width, None, identity
     )
-    runs, start, b = [], 0, 0
-    while b < batch:
-        e = b
-        while e < batch and lengths[e] == lengths[b]:
-            e += 1
-        runs.append((start, e - b, lengths[b]))
-        start += (e - b) * lengths[b]
-        b = e
-    packing.runs = runs
-    return packing
 
 
 def packed_positions(packing: Packing) -> torch.Tensor:
@@ -405,6 +392,8 @@ def attention(
     head_dim = q.shape[-1]
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(head_dim)
     p = dropout_p if training else 0.0
+    if p == 0.0 and _cpu_attention_usable(q, k, v):
+        return _cpu_attention(q, k, v, packing, scale)
     if use_triton(q):
         from fastbert.kernels.attention import attention as attn_kernel
 
@@ -424,18 +413,10 @@ def qkv_attention(
     Same as ``attention(*qkv.unbind(1), ...)``; the torch path lays q, k and v out in one copy instead of three.
     """
     q, k, v = qkv.unbind(1)
-    if use_triton(qkv) or packing.identity:
+    if use_triton(qkv) or packing.identity or (not (training and dropout_p > 0) and _cpu_attention_usable(q, k, v)):
         return attention(q, k, v, packing, softmax_scale, dropout_p, training)
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(qkv.shape[-1])
     p = dropout_p if training else 0.0
-    if packing.runs is not None:
-        # one SDPA per run of equal-length sequences, on views of the packed rows: no mask, no padding
-        outs = []
-        for start, n, length in packing.runs:
-            q, k, v = qkv[start : start + n * length].view(n, length, *qkv.shape[1:]).permute(2, 0, 3, 1, 4)
-            o = F.scaled_dot_product_attention(q, k, v, dropout_p=p, scale=scale)  # (n, heads, length, d)
-            outs.append(o.transpose(1, 2).reshape(n * length, *qkv.shape[2:]))
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
     batch, width = packing.batch, packing.max_seqlen
     dest, mask, row, col = _padded_layout(packing)
     if torch.is_grad_enabled() and qkv.requires_grad:
@@ -450,6 +431,56 @@ def qkv_attention(
     qp, kp, vp = buf.view(batch, width, *qkv.shape[1:]).transpose(1, 3).unbind(2)  # each (batch, heads, width, d)
     out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=mask, dropout_p=p, scale=scale)
     return out.transpose(1, 2)[row, col]
+
+
+# On CPU, fp32 inference attention goes to fastbert's own kernel (csrc/cpu/attention.cpp): it reads the packed
+# rows in place, one (sequence, head) per task, so there is no padded copy, no mask and no scatter back, and
+# it beats torch's SDPA on BERT's short sequences and narrow heads. FASTBERT_CPU_ATTENTION=0 opts out; the
+# torch path below stays for gradients, dropout, other dtypes, torch.compile and force_backend("torch").
+
+
+def _cpu_kernels():
+    if "mod" not in _cpu_kernel_state:
+        mod = None
+        if os.environ.get("FASTBERT_CPU_ATTENTION", "1") != "0":
+            try:
+                from fastbert import _cpu_kernels as mod
+            except ImportError:  # the extension was not built
+                mod = None
+        _cpu_kernel_state["mod"] = mod
+    return _cpu_kernel_state["mod"]
+
+
+_cpu_kernel_state: dict = {}
+_NO_SEQUSED = np.zeros(0, dtype=np.int64)
+
+
+def _cpu_attention_usable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    return (
+        _backend[0] == "auto"  # force_backend("torch") means the torch reference ops
+        and q.device.type == "cpu"
+        and q.dtype == k.dtype == v.dtype == torch.float32
+        and q.stride(-1) == k.stride(-1) == v.stride(-1) == 1
+        and not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
+        and not torch.compiler.is_compiling()
+        and _cpu_kernels() is not None
+    )
+
+
+def _cpu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, scale: float):
+    host = packing._cu_host
+    if host is None:
+        used = packing.seqused_k
+        host = packing._cu_host = (
+            packing.cu_seqlens.numpy().astype(np.int64),
+            used.numpy().astype(np.int64) if used is not None else _NO_SEQUSED,
+        )
+    out = torch.empty(q.shape, dtype=q.dtype)
+    _cpu_kernels().attention_varlen(
+        q.detach().numpy(), k.detach().numpy(), v.detach().numpy(), out.numpy(), host[0], host[1], scale,
+        torch.get_num_threads(),
+    )
+    return out
 
 
 def attention_torch(q, k, v, packing: Packing, scale: float, dropout_p: float = 0.0) -> torch.Tensor:

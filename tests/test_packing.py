@@ -63,32 +63,8 @@ def test_packing_from_lengths_is_the_right_padded_layout(lengths):
     ref = ops.build_packing(mask, "none")
     assert torch.equal(p.indices, ref.indices) and torch.equal(p.cu_seqlens, ref.cu_seqlens)
     assert (p.max_seqlen, p.batch, p.seqlen, p.identity) == (ref.max_seqlen, ref.batch, ref.seqlen, ref.identity)
+    assert p.seqused_k is None and p.first_token is None
     assert ops.packed_positions(p).tolist() == [t for n in lengths for t in range(n)]
-    # runs cover the rows in order, one per stretch of equal lengths
-    assert sum(n * length for _, n, length in p.runs) == sum(lengths)
-    assert [r[0] for r in p.runs] == [p.cu_seqlens[i].item() for i in range(len(lengths))
-                                      if i == 0 or lengths[i] != lengths[i - 1]]
-    assert [length for _, n, length in p.runs for _ in range(n)] == lengths
-
-
-def test_attention_on_runs_matches_the_masked_padded_path():
-    lengths = [6, 6, 6, 4, 4, 1, 3, 3]
-    g = torch.Generator().manual_seed(1)
-    qkv = torch.randn(sum(lengths), 3, 2, 8, generator=g, dtype=torch.float64)
-    with_runs = ops.packing_from_lengths(lengths)
-    masked = ops.packing_from_lengths(lengths)
-    masked.runs = None  # the general path: padded copy + key mask
-    with torch.no_grad():
-        got = ops.qkv_attention(qkv, with_runs)
-        want = ops.qkv_attention(qkv, masked)
-    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
-    # and sequence by sequence against plain softmax attention
-    cu = with_runs.cu_seqlens.tolist()
-    for b in range(len(lengths)):
-        q, k, v = qkv[cu[b] : cu[b + 1]].unbind(1)  # (length, heads, d)
-        s = torch.einsum("qhd,khd->hqk", q, k) / 8**0.5
-        ref = torch.einsum("hqk,khd->qhd", s.softmax(-1), v)
-        torch.testing.assert_close(got[cu[b] : cu[b + 1]], ref, rtol=1e-12, atol=1e-12)
 
 
 def test_packing_from_lengths_rejects_empty_sequences():
