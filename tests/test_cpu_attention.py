@@ -119,3 +119,13 @@ def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="contiguous along head_dim"):
         kernels.attention_varlen(q.numpy(), q.numpy(), torch.randn(5, 2, 16)[..., ::2].numpy(), out.numpy(), cu,
                                  none, 1.0, 1)
+
+
+def test_kernel_is_a_named_row_under_the_profiler():
+    from torch.profiler import profile
+
+    packing = ops.packing_from_lengths([5, 7])
+    q, k, v = _qkv(packing.total, 2, 8, seed=7)
+    with torch.no_grad(), profile() as prof:
+        ops.attention(q, k, v, packing)
+    assert any(e.key == "fastbert::cpu_attention" for e in prof.key_averages())
