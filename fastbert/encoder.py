@@ -6,10 +6,10 @@
 the maximum length (``sentence_bert_config.json``); a plain BERT checkpoint gets mean pooling, as
 sentence-transformers gives it.
 
-Speed comes from the padding-free model and the batching: all texts are tokenized at once and sorted by token
-count; each batch of ``batch_size`` texts is packed end to end with no padding (so the GEMMs see every token
-of the batch at once), attention runs on views of each run of equal-length texts (no mask, no scatter),
-embeddings are pooled straight from the packed rows, and the original order is restored at the end.
+Speed comes from the padding-free model and the batching: texts are tokenized a large chunk at a time and
+sorted by token count; each batch of ``batch_size`` texts is packed end to end with no padding (the GEMMs
+see every token of the batch at once, attention reads the packed rows in place), embeddings are pooled
+straight from the packed rows, and the original order is restored at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len")
+# texts are tokenized and sorted by length this many batches at a time
+SORT_CHUNK_BATCHES = 64
 
 
 def load_tokenizer(directory: str | Path):
@@ -181,31 +183,33 @@ class SentenceEncoder:
         return out[0] if single else list(out)
 
     def _batches(self, texts: list[str], batch_size: int):
-        """Tokenize everything once, sort the texts by token count (longest first, as sentence-transformers
-        sorts by length) and yield ``(text indices, flat token ids, lengths)`` for each ``batch_size`` texts.
+        """Yield ``(text indices, flat token ids, lengths)`` for each ``batch_size`` texts.
 
-        A batch is packed with no padding at all, and sorting puts texts of one length next to each other, so
-        attention runs on views of each run of equal lengths (``ops.packing_from_lengths``)."""
-        if not texts:
-            return
-        enc = self.tokenizer(
-            texts, truncation=True, max_length=self.max_seq_length, padding=True, return_tensors="np",
-            return_token_type_ids=False,
-        )
-        ids, mask = np.asarray(enc["input_ids"]), np.asarray(enc["attention_mask"]).astype(bool)
-        vocab = self.model.config.vocab_size
-        if ids.size and (int(ids.max()) >= vocab or int(ids.min()) < 0):
-            raise ValueError(
-                f"the tokenizer produced token ids outside the model's vocabulary (0..{vocab - 1}): "
-                "the tokenizer and the model checkpoint do not belong together"
+        Texts are tokenized a chunk of ``batch_size * SORT_CHUNK_BATCHES`` at a time (memory stays bounded on
+        large inputs) and sorted by token count inside the chunk, longest first, as sentence-transformers
+        sorts by length. A batch is packed end to end with no padding (``ops.packing_from_lengths``)."""
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        chunk = batch_size * SORT_CHUNK_BATCHES
+        for base in range(0, len(texts), chunk):
+            enc = self.tokenizer(
+                texts[base : base + chunk], truncation=True, max_length=self.max_seq_length, padding=True,
+                return_tensors="np", return_token_type_ids=False,
             )
-        lengths = mask.sum(axis=1)
-        order = np.argsort(-lengths, kind="stable")
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            # rows in order, each cut to its length: row-major boolean indexing lays the sequences end to end
-            flat = torch.from_numpy(ids[idx][mask[idx]].astype(np.int64))
-            yield idx.tolist(), flat, lengths[idx].tolist()
+            ids, mask = np.asarray(enc["input_ids"]), np.asarray(enc["attention_mask"]).astype(bool)
+            vocab = self.model.config.vocab_size
+            if ids.size and (int(ids.max()) >= vocab or int(ids.min()) < 0):
+                raise ValueError(
+                    f"the tokenizer produced token ids outside the model's vocabulary (0..{vocab - 1}): "
+                    "the tokenizer and the model checkpoint do not belong together"
+                )
+            lengths = mask.sum(axis=1)
+            order = np.argsort(-lengths, kind="stable")
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                # rows in order, each cut to its length: row-major boolean indexing lays them end to end
+                flat = torch.from_numpy(ids[idx][mask[idx]].astype(np.int64))
+                yield (idx + base).tolist(), flat, lengths[idx].tolist()
 
     def _embed(self, ids: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """Pooled embeddings of texts whose token ids lie end to end in ``ids``: the packed last hidden state

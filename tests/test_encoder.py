@@ -50,6 +50,20 @@ def test_order_is_kept_across_batches(encoder, texts):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_chunked_sorting_keeps_order_and_values(encoder, texts, monkeypatch):
+    from fastbert import encoder as encoder_module
+
+    want = encoder.encode(texts[:50], batch_size=32)
+    monkeypatch.setattr(encoder_module, "SORT_CHUNK_BATCHES", 2)  # chunks of 6 texts, sorted inside each
+    np.testing.assert_allclose(encoder.encode(texts[:50], batch_size=3), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_bad_batch_size_is_rejected(encoder, texts, bad):
+    with pytest.raises(ValueError, match="batch_size"):
+        encoder.encode(texts[:3], batch_size=bad)
+
+
 def test_other_poolings_match_padded(encoder, texts):
     import torch
 
