@@ -117,6 +117,56 @@ struct Args {
 // with kpad and dpad the key count and head_dim rounded up to 16 (padding keys score -1e30, padding dims 0).
 constexpr int QB = 4;
 
+// NC key chunks of the scores of QB queries: NC * QB independent FMA chains.
+template <int NC>
+FASTBERT_INLINE void score_chunks(const float* kt, int64_t kpad, int64_t c, int64_t dim, const float* const* qr,
+                                  float* sc) {
+    vf acc[NC][QB];
+    for (int n = 0; n < NC; ++n)
+        for (int u = 0; u < QB; ++u) acc[n][u] = vf{};
+    for (int64_t d = 0; d < dim; ++d) {
+        vf kd[NC];
+        for (int n = 0; n < NC; ++n) kd[n] = load(kt + d * kpad + (c + n) * W);
+        for (int u = 0; u < QB; ++u) {
+            const vf qd = splat(qr[u][d]);
+            for (int n = 0; n < NC; ++n) acc[n][u] += qd * kd[n];
+        }
+    }
+    for (int n = 0; n < NC; ++n)
+        for (int u = 0; u < QB; ++u) store(sc + u * kpad + (c + n) * W, acc[n][u]);
+}
+
+// NC head_dim chunks of the outputs of the nq (<= QB) queries starting at packed row `row`.
+template <int NC>
+FASTBERT_INLINE void output_chunks(const Args& a, const float* vv, int64_t dpad, int64_t keys, int64_t c,
+                                   const float* sc, int64_t kpad, const float* inv, int nq, int64_t row,
+                                   int64_t h) {
+    vf acc[NC][QB];
+    for (int n = 0; n < NC; ++n)
+        for (int u = 0; u < QB; ++u) acc[n][u] = vf{};
+    for (int64_t j = 0; j < keys; ++j) {
+        vf vj[NC];
+        for (int n = 0; n < NC; ++n) vj[n] = load(vv + j * dpad + (c + n) * W);
+        for (int u = 0; u < QB; ++u) {
+            const vf p = splat(sc[u * kpad + j]);
+            for (int n = 0; n < NC; ++n) acc[n][u] += p * vj[n];
+        }
+    }
+    const int64_t dim = a.dim;
+    for (int u = 0; u < nq; ++u) {
+        float* o = a.out + ((row + u) * a.heads + h) * dim;
+        for (int n = 0; n < NC; ++n) {
+            const int64_t d0 = (c + n) * W;
+            const vf r = acc[n][u] * splat(inv[u]);
+            if (d0 + W <= dim) {
+                store(o + d0, r);
+            } else {
+                for (int64_t l = 0; l < dim - d0; ++l) o[d0 + l] = r[l];
+            }
+        }
+    }
+}
+
 FASTBERT_CLONES
 void attend(const Args& a, int64_t b, int64_t h, int64_t q0, int64_t q1, float* work) {
     const int64_t start = a.cu[b];
@@ -146,19 +196,13 @@ void attend(const Args& a, int64_t b, int64_t h, int64_t q0, int64_t q1, float* 
             const int64_t row = start + i0 + (u < nq ? u : 0);
             qr[u] = a.q + row * a.q_row + h * a.q_head;
         }
-        // scores: sc[u][j] = <q_u, k_j> * scale
-        for (int64_t c = 0; c < kc; ++c) {
-            vf acc[QB];
-            for (int u = 0; u < QB; ++u) acc[u] = vf{};
-            const float* kcol = kt + c * W;
-            for (int64_t d = 0; d < dim; ++d) {
-                const vf kd = load(kcol + d * kpad);
-                for (int u = 0; u < QB; ++u) acc[u] += splat(qr[u][d]) * kd;
-            }
-            if (c == kc - 1) {
-                for (int u = 0; u < QB; ++u) acc[u] = lane < last_valid ? acc[u] : neg;
-            }
-            for (int u = 0; u < QB; ++u) store(sc + u * kpad + c * W, acc[u]);
+        // scores: sc[u][j] = <q_u, k_j> * scale, two key chunks at a time where there are two
+        int64_t c = 0;
+        for (; c + 2 <= kc; c += 2) score_chunks<2>(kt, kpad, c, dim, qr, sc);
+        if (c < kc) score_chunks<1>(kt, kpad, c, dim, qr, sc);
+        for (int u = 0; u < QB; ++u) {  // padding keys of the last chunk never win the softmax
+            float* last = sc + u * kpad + (kc - 1) * W;
+            store(last, lane < last_valid ? load(last) : neg);
         }
         // softmax numerators and row sums
         float inv[QB];
@@ -178,24 +222,10 @@ void attend(const Args& a, int64_t b, int64_t h, int64_t q0, int64_t q1, float* 
             }
             inv[u] = 1.0f / hsum(sum);
         }
-        // outputs: o_u = sum_j p_uj v_j / sum_u
-        for (int64_t c = 0; c < dc; ++c) {
-            vf acc[QB];
-            for (int u = 0; u < QB; ++u) acc[u] = vf{};
-            for (int64_t j = 0; j < keys; ++j) {
-                const vf vj = load(vv + j * dpad + c * W);
-                for (int u = 0; u < QB; ++u) acc[u] += splat(sc[u * kpad + j]) * vj;
-            }
-            for (int u = 0; u < nq; ++u) {
-                float* o = a.out + ((start + i0 + u) * a.heads + h) * dim + c * W;
-                const vf r = acc[u] * splat(inv[u]);
-                if (c < dc - 1 || dim % W == 0) {
-                    store(o, r);
-                } else {
-                    for (int64_t l = 0; l < dim - c * W; ++l) o[l] = r[l];
-                }
-            }
-        }
+        // outputs: o_u = sum_j p_uj v_j / sum_u, two head_dim chunks at a time where there are two
+        int64_t c2 = 0;
+        for (; c2 + 2 <= dc; c2 += 2) output_chunks<2>(a, vv, dpad, keys, c2, sc, kpad, inv, nq, start + i0, h);
+        if (c2 < dc) output_chunks<1>(a, vv, dpad, keys, c2, sc, kpad, inv, nq, start + i0, h);
     }
 }
 
