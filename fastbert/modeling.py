@@ -364,6 +364,26 @@ class BertModel(BertPreTrainedModel):
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                 output_hidden_states, query_only):
         """Returns the packed last hidden state, its ``Packing``, and the padded hidden states if asked."""
+        packing, inputs = self.prepare_inputs(input_ids, attention_mask, token_type_ids, position_ids,
+                                              inputs_embeds, query_only)
+        x = self.embeddings(*inputs)
+        layers = self.run_layers(x, packing, output_hidden_states)
+        hidden_states = tuple(ops.unpack(h, packing) for h in layers) if output_hidden_states else None
+        return layers[-1], packing, hidden_states
+
+    def prepare_inputs(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                       inputs_embeds=None, query_only: str = "none"):
+        """Validation and packing: the part of a forward that reads values back to the host. Returns the
+        ``Packing`` and the packed ``(ids, positions, token types, embeds)`` for ``self.embeddings``.
+
+        What follows it (``embeddings``, ``run_layers``, ``ops.unpack``) only launches device work on fixed
+        shapes, which is what a CUDA graph can capture (``fastbert.bench.cuda_graph_fn``)."""
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(
+                "a fastbert forward cannot be captured in a CUDA graph whole: validation and packing read "
+                "lengths back to the host. Call model.prepare_inputs(...) outside the capture and capture "
+                "model.embeddings(*inputs) + model.run_layers(x, packing) (see fastbert.bench.cuda_graph_fn)"
+            )
         batch, seqlen = _check_inputs(self.config, self.device, input_ids, attention_mask, token_type_ids,
                                       position_ids, inputs_embeds)
         device = self.device
@@ -378,10 +398,7 @@ class BertModel(BertPreTrainedModel):
         types = ops.pack(token_type_ids.expand(batch, seqlen), packing) if token_type_ids is not None else None
         ids = ops.pack(input_ids, packing) if input_ids is not None else None
         embeds = ops.pack(inputs_embeds, packing) if inputs_embeds is not None else None
-        x = self.embeddings(ids, positions, types, embeds)
-        layers = self.run_layers(x, packing, output_hidden_states)
-        hidden_states = tuple(ops.unpack(h, packing) for h in layers) if output_hidden_states else None
-        return layers[-1], packing, hidden_states
+        return packing, (ids, positions, types, embeds)
 
     def run_layers(self, x: torch.Tensor, packing: ops.Packing, all_layers: bool = False) -> list[torch.Tensor]:
         """The encoder layers on packed ``x``: ``[last]``, or ``[embeddings, layer 1, ...]`` with

@@ -23,14 +23,21 @@ from pathlib import Path
 import torch
 
 # ------------------------------------------------------------------------------------------------ costs
+# leaf attention ops whose q/k/v are (batch, heads, length, dim); on CUDA the flash and efficient SDPA ops are
+# composites whose leaves take (batch, length, heads, dim) and launch the kernels
 _ATTENTION_OPS = (
     "aten::_scaled_dot_product_flash_attention_for_cpu",
-    "aten::_scaled_dot_product_flash_attention",
-    "aten::_scaled_dot_product_efficient_attention",
     "aten::_scaled_dot_product_cudnn_attention",
+)
+_ATTENTION_OPS_BLHD = (
     "aten::_flash_attention_forward",
     "aten::_efficient_attention_forward",
 )
+# fastbert's own packed-attention ops: their cost depends on the sequence lengths, not on the shapes, so it
+# comes from the caller (``attn_flops``: QK^T + PV FLOPs of one forward call); a backward call recomputes
+# QK^T and does three more products (dV, dP, and dQ/dK count as two): 2.5x the forward
+_FASTBERT_ATTENTION = {"fastbert::attention_fwd": 1.0, "fastbert::cpu_attention": 1.0,
+                       "fastbert::attention_bwd": 2.5}
 _ELEMENTWISE = {
     "aten::add": 1,
     "aten::add_": 1,
@@ -62,9 +69,10 @@ def _numel(shape) -> int:
     return math.prod(shape) if shape else 1
 
 
-def op_cost(name: str, shapes: list, itemsize: int = 4) -> tuple[float, float]:
-    """``(flops, bytes)`` of one call of aten op ``name`` with input ``shapes`` (bytes: inputs read + output
-    written, ``itemsize`` bytes per element). Unknown ops cost ``(0, 0)``."""
+def op_cost(name: str, shapes: list, itemsize: int = 4, attn_flops: float = 0.0) -> tuple[float, float]:
+    """``(flops, bytes)`` of one call of op ``name`` with input ``shapes`` (bytes: inputs read + output
+    written, ``itemsize`` bytes per element). ``attn_flops`` is the FLOPs of one call of fastbert's packed
+    attention forward (known to the caller from the batch's lengths). Unknown ops cost ``(0, 0)``."""
     s = [list(x) if isinstance(x, (list, tuple)) else [] for x in shapes]
     if name == "aten::mm" and len(s) >= 2 and len(s[0]) == 2:
         (m, k), n = s[0], s[1][1]
@@ -89,6 +97,24 @@ def op_cost(name: str, shapes: list, itemsize: int = 4) -> tuple[float, float]:
         lk, dv = s[1][2], s[2][3]
         flops = 2.0 * b * h * lq * lk * d + 2.0 * b * h * lq * lk * dv
         return flops, float(itemsize * (_numel(s[0]) + _numel(s[1]) + _numel(s[2]) + b * h * lq * dv))
+    if name in _ATTENTION_OPS_BLHD and len(s) >= 3 and len(s[0]) == 4:
+        b, lq, h, d = s[0]
+        lk, dv = s[1][1], s[2][3]
+        flops = 2.0 * b * h * lq * lk * d + 2.0 * b * h * lq * lk * dv
+        return flops, float(itemsize * (_numel(s[0]) + _numel(s[1]) + _numel(s[2]) + b * h * lq * dv))
+    if name in _FASTBERT_ATTENTION:
+        qkv = sum(_numel(x) for x in s[:3] if len(x) == 3)
+        factor = _FASTBERT_ATTENTION[name]
+        return factor * attn_flops, float(itemsize * qkv * (4 / 3 if factor == 1.0 else 8 / 3))
+    if name in ("fastbert::layer_norm_fwd", "fastbert::layer_norm_bwd") and s:
+        n = _numel(s[0])
+        extra = sum(_numel(x) for x in s[1:5] if len(x) == 2)  # residual / dy read as well
+        fwd = name.endswith("fwd")
+        return (8.0 if fwd else 12.0) * n, float(itemsize * ((2 if fwd else 3) * n + extra))
+    if name in ("fastbert::bias_gelu_fwd", "fastbert::bias_gelu_bwd") and s:
+        n = _numel(s[0])
+        fwd = name.endswith("fwd")
+        return (9.0 if fwd else 14.0) * n, float(itemsize * (2 if fwd else 3) * n)
     if name == "aten::native_layer_norm" and s:
         n = _numel(s[0])
         return 8.0 * n, float(itemsize * 2 * n)
@@ -187,9 +213,10 @@ class OpRow:
         }
 
 
-def profile_fn(fn, device: torch.device, warmup: int = 1, trace: Path | None = None):
+def profile_fn(fn, device: torch.device, warmup: int = 1, trace: Path | None = None, attn_flops: float = 0.0):
     """Run ``fn`` under the torch profiler (after ``warmup`` unprofiled calls); returns ``(op rows, step
-    seconds)``. Rows aggregate an op over calls and shapes; time is self time (device time on CUDA)."""
+    seconds)``. Rows aggregate an op over calls and shapes; time is self time (device time on CUDA).
+    ``attn_flops``: FLOPs of one forward call of fastbert's packed attention in ``fn`` (see ``op_cost``)."""
     from torch.profiler import ProfilerActivity, profile
 
     for _ in range(warmup):
@@ -203,9 +230,21 @@ def profile_fn(fn, device: torch.device, warmup: int = 1, trace: Path | None = N
         synchronize(device)
     if trace is not None:
         prof.export_chrome_trace(str(trace))
+    return aggregate(prof.key_averages(group_by_input_shape=True), device.type == "cuda", attn_flops)
+
+
+def aggregate(events, cuda: bool, attn_flops: float = 0.0):
+    """Op rows and the step time from the profiler's averaged events.
+
+    On CUDA the profiler lists each GPU kernel twice: as a row of its own, and inside the device time of the
+    CPU op that launched it. Only the CPU ops are kept (with their self device time), so nothing is counted
+    twice and every row carries the shapes its cost is computed from; user annotations are dropped too."""
+    from torch.autograd import DeviceType
+
     rows: dict[str, OpRow] = {}
-    cuda = device.type == "cuda"
-    for ev in prof.key_averages(group_by_input_shape=True):
+    for ev in events:
+        if cuda and (ev.device_type != DeviceType.CPU or getattr(ev, "is_user_annotation", False)):
+            continue
         t = (ev.self_device_time_total if cuda else ev.self_cpu_time_total) / 1e6
         if t <= 0 and ev.count == 0:
             continue
@@ -215,7 +254,7 @@ def profile_fn(fn, device: torch.device, warmup: int = 1, trace: Path | None = N
             or "BFloat16" in str(getattr(ev, "input_dtypes", ""))
             else 4
         )
-        flops, nbytes = op_cost(ev.key, ev.input_shapes or [], itemsize)
+        flops, nbytes = op_cost(ev.key, ev.input_shapes or [], itemsize, attn_flops)
         r = rows.setdefault(ev.key, OpRow(ev.key, 0, 0.0, 0.0, 0.0))
         r.calls += ev.count
         r.total_s += t
@@ -253,7 +292,10 @@ def profile_model(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         trace = out / "trace.json"
-    rows, step = profile_fn(fn, device, trace=trace)
+    # QK^T + PV FLOPs of one attention call over this batch: every sequence attends within its real tokens
+    lengths = mask.sum(dim=1).double()
+    attn_flops = 4.0 * cfg["hidden_size"] * float((lengths * lengths).sum())
+    rows, step = profile_fn(fn, device, trace=trace, attn_flops=attn_flops)
     r = device_roof(device, refresh=refresh_roof) if roof else {}
     result = {
         "meta": {

@@ -97,3 +97,28 @@ def test_providers_use_their_attention():
     assert models["hf-eager"].config._attn_implementation == "eager"
     assert ref.config._attn_implementation == "eager"
     assert type(models["fastbert"]).__module__ == "fastbert.modeling"
+
+
+def test_prepared_forward_is_the_forward():
+    """What --cuda-graphs captures: everything after validation and packing, on fixed inputs."""
+    import torch
+
+    import fastbert
+    from fastbert.bench import prepared_forward
+
+    torch.manual_seed(0)
+    model = fastbert.BertModel(fastbert.BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2,
+                                                   num_attention_heads=2, intermediate_size=48,
+                                                   max_position_embeddings=16)).eval()
+    ids = torch.randint(1, 40, (3, 10))
+    mask = torch.ones(3, 10, dtype=torch.long)
+    mask[0, 7:] = 0
+    mask[2, :3] = 0
+    body = prepared_forward(model, ids, mask)
+    with torch.inference_mode():
+        want = model(ids, attention_mask=mask).last_hidden_state
+    got = body()
+    real = mask.bool()
+    torch.testing.assert_close(got[real], want[real], rtol=1e-6, atol=1e-6)
+    assert (got[~real] == 0).all()
+    torch.testing.assert_close(body(), got, rtol=0, atol=0)  # replayable: same inputs, same result

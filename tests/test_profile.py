@@ -103,3 +103,58 @@ def test_profile_command_writes_outputs(tmp_path, monkeypatch, capsys):
     assert "traceEvents" in trace
     assert (out / "profile.png").read_bytes()[:4] == b"\x89PNG"
     assert "share" in capsys.readouterr().out
+
+
+def test_cuda_sdpa_leaf_ops_use_their_batch_length_heads_layout():
+    b, h, lq, lk, d = 2, 12, 128, 128, 64
+    hand = 4 * b * h * lq * lk * d
+    shapes = [[b, lq, h, d], [b, lk, h, d], [b, lk, h, d]]
+    assert op_cost("aten::_flash_attention_forward", shapes)[0] == hand
+    assert op_cost("aten::_efficient_attention_forward", shapes)[0] == hand
+    # the composite SDPA ops above them carry no count (their leaves do): nothing counted twice
+    assert op_cost("aten::_scaled_dot_product_flash_attention", [[b, h, lq, d]] * 3)[0] == 0
+
+
+def test_gpu_kernel_rows_are_not_counted_twice():
+    """On CUDA the profiler lists a kernel both as its own row and inside its launching op's device time."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    from fastbert.profile import aggregate
+
+    def ev(key, device_type, device_us, shapes=(), annotation=False):
+        return SimpleNamespace(key=key, device_type=device_type, self_device_time_total=device_us,
+                               self_cpu_time_total=5.0, count=1, input_shapes=list(shapes),
+                               is_user_annotation=annotation)
+
+    events = [
+        ev("aten::mm", DeviceType.CPU, 100.0, [[64, 48], [48, 80]]),
+        ev("sm90_xmma_gemm_f32f32", DeviceType.CUDA, 100.0),
+        ev("fastbert::layer_norm_fwd", DeviceType.CPU, 20.0, [[64, 80], [80], [80], [], []]),
+        ev("_layer_norm_fwd_kernel", DeviceType.CUDA, 20.0),
+        ev("my-annotation", DeviceType.CPU, 120.0, annotation=True),
+    ]
+    rows, step = aggregate(events, cuda=True)
+    assert [r.name for r in rows] == ["aten::mm", "fastbert::layer_norm_fwd"]
+    assert step == 120e-6
+    assert rows[0].flops == 2 * 64 * 48 * 80 and rows[1].flops == 8 * 64 * 80
+    cpu_rows, cpu_step = aggregate(events, cuda=False)  # on CPU every op's own CPU time counts
+    assert cpu_step == 5 * 5e-6
+
+
+def test_fastbert_attention_flops_come_from_the_lengths():
+    from fastbert import ops
+
+    lengths = [7, 3, 12]
+    packing = ops.packing_from_lengths(lengths)
+    q = torch.randn(packing.total, 2, 16)
+    hand = 4.0 * 2 * 16 * sum(n * n for n in lengths)
+    with torch.no_grad():
+        rows, _ = profile_fn(lambda: ops.attention(q, q, q, packing), CPU, attn_flops=hand)
+    if ops._cpu_kernels() is None:
+        import pytest
+
+        pytest.skip("the C++ CPU kernels were not built")
+    attn = [r for r in rows if r.name == "fastbert::cpu_attention"]
+    assert len(attn) == 1 and attn[0].flops == hand
