@@ -49,6 +49,22 @@ def _triton_available() -> bool:
     return True
 
 
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (``torch.is_autocast_enabled`` takes a device type only
+    from torch 2.4 on; before that, without one, it answers for CUDA)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:
+        return device_type == "cuda" and torch.is_autocast_enabled()
+
+
+def _device_guard(t: torch.Tensor):
+    """Triton launches on the current CUDA device: make it ``t``'s for the launch (a model on ``cuda:1``)."""
+    if t.is_cuda and not torch.compiler.is_compiling() and t.device.index not in (None, torch.cuda.current_device()):
+        return torch.cuda.device(t.device)
+    return contextlib.nullcontext()
+
+
 def use_triton(t: torch.Tensor) -> bool:
     """True when ``t`` should go to the Triton kernels (CUDA tensor, or forced)."""
     choice = _backend[0]
@@ -216,13 +232,16 @@ def layer_norm(
     dropout_p: float = 0.0,
     training: bool = False,
 ) -> torch.Tensor:
-    """``LayerNorm(dropout(x + x_bias) + residual)`` over the last dimension."""
+    """``LayerNorm(dropout(x + x_bias) + residual)`` over the last dimension. Under autocast the result is
+    fp32 whatever ``x`` is, as autocast runs torch's LayerNorm in fp32."""
     if use_triton(x):
         from fastbert.kernels.layer_norm import layer_norm as ln_kernel
 
-        return ln_kernel(
-            x, weight, bias, eps, residual=residual, x_bias=x_bias, dropout_p=dropout_p if training else 0.0
-        )
+        with _device_guard(x):
+            return ln_kernel(
+                x, weight, bias, eps, residual=residual, x_bias=x_bias, dropout_p=dropout_p if training else 0.0,
+                out_dtype=torch.float32 if autocast_enabled(x.device.type) else None,
+            )
     if x_bias is not None:
         x = x + x_bias
     x = _dropout(x, dropout_p, training)
@@ -238,7 +257,8 @@ def bias_gelu(x: torch.Tensor, bias: torch.Tensor | None, approximate: str = "no
     if use_triton(x):
         from fastbert.kernels.gelu import bias_gelu as gelu_kernel
 
-        return gelu_kernel(x, bias, approximate=approximate)
+        with _device_guard(x):
+            return gelu_kernel(x, bias, approximate=approximate)
     if bias is not None:
         x = x + bias
     return F.gelu(x, approximate=approximate)
@@ -397,10 +417,11 @@ def attention(
     if use_triton(q):
         from fastbert.kernels.attention import attention as attn_kernel
 
-        return attn_kernel(
-            q, k, v, packing.cu_seqlens, packing.max_seqlen, seqused_k=packing.seqused_k,
-            softmax_scale=scale, dropout_p=p,
-        )
+        with _device_guard(q):
+            return attn_kernel(
+                q, k, v, packing.cu_seqlens, packing.max_seqlen, seqused_k=packing.seqused_k,
+                softmax_scale=scale, dropout_p=p,
+            )
     return attention_torch(q, k, v, packing, scale, p)
 
 

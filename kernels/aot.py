@@ -64,8 +64,8 @@ def _dtypes():
 
 # What the fastbert model launches, so that "every config it can launch" is a finite list:
 # - hidden sizes of BERT models (tiny 128 ... large 1024) give LayerNorm blocks of 128..1024 columns;
-# - pointer dtypes: a model cast to one dtype, or autocast (fp16/bf16 activations, fp32 parameters; the
-#   residual stream is fp32 coming out of the embeddings and the activation dtype after the first layer);
+# - pointer dtypes: a model cast to one dtype, or autocast (fp16/bf16 GEMM outputs, fp32 parameters; every
+#   LayerNorm returns fp32 under autocast, as torch's does, so the residual stream and LN outputs are fp32);
 # - LayerNorm flags (x_bias, residual, dropout): dense+residual+LN in eval (1,1,0) and train (1,1,1),
 #   embeddings with default token types (1,1,0) or given ones (0,1,0), the MLM head transform (0,0,0).
 _HIDDENS = (128, 256, 384, 512, 768, 1024)
@@ -73,10 +73,10 @@ _LN_FLAGS = ((True, True, False), (True, True, True), (False, True, False), (Fal
 
 
 def _signatures():
-    """(activation, parameter, residual) pointer dtypes."""
-    out = [(d, d, d) for d in ("fp16", "bf16", "fp32")]
+    """(activation, parameter, residual, LayerNorm output) pointer dtypes."""
+    out = [(d, d, d, d) for d in ("fp16", "bf16", "fp32")]
     for a in ("fp16", "bf16"):
-        out += [(a, "fp32", "fp32"), (a, "fp32", a)]
+        out.append((a, "fp32", "fp32", "fp32"))
     return out
 
 
@@ -86,8 +86,8 @@ def _layer_norm_jobs(quick: bool) -> list[Job]:
     jobs, seen = [], set()
     hiddens = (768,) if quick else _HIDDENS
     flag_sets = ((True, True, True),) if quick else _LN_FLAGS
-    sigs = [("fp16", "fp16", "fp16")] if quick else _signatures()
-    for act, par, res_t in sigs:
+    sigs = [("fp16", "fp16", "fp16", "fp16")] if quick else _signatures()
+    for act, par, res_t, out_t in sigs:
         t, p = "*" + act, "*" + par
         for n in sorted({ln.fwd_config(h)["BLOCK_N"] for h in hiddens}):
             cfg = ln.fwd_config(n)
@@ -95,18 +95,19 @@ def _layer_norm_jobs(quick: bool) -> list[Job]:
             for has_xb, has_res, has_drop in flag_sets:
                 ptr = dict(X=t, X_BIAS=p if has_xb else None, RES="*" + res_t if has_res else None, W=p,
                            MEAN="*fp32", RSTD="*fp32")
-                key = (n, has_xb, has_res, has_drop, tuple(sorted((k, str(v)) for k, v in ptr.items())))
+                key = (n, has_xb, has_res, has_drop, out_t, tuple(sorted((k, str(v)) for k, v in ptr.items())))
                 if key in seen:
                     continue
                 seen.add(key)
-                name = (f"x={act} params={par}{f' res={res_t}' if has_res else ''} BLOCK_N={n}"
+                name = (f"x={act} params={par}{f' res={res_t}' if has_res else ''} y={out_t} BLOCK_N={n}"
                         f" xbias={int(has_xb)} res={int(has_res)} dropout={int(has_drop)}")
                 flags = dict(HAS_X_BIAS=has_xb, HAS_RES=has_res, HAS_W=True, HAS_DROPOUT=has_drop, **cfg)
                 jobs.append(Job("layer_norm", "_layer_norm_fwd_kernel", name,
-                                dict(ptr, B=p, Y=t), ("eps", "dropout_p"), dict(flags, HAS_B=True), warps, 1))
+                                dict(ptr, B=p, Y="*" + out_t), ("eps", "dropout_p"), dict(flags, HAS_B=True),
+                                warps, 1))
                 jobs.append(Job("layer_norm", "_layer_norm_bwd_kernel", name,
-                                dict(ptr, DY=t, DX=t, DRES=("*" + res_t) if has_res else None, DW_PART="*fp32",
-                                     DB_PART="*fp32", DXB_PART="*fp32" if has_xb else None),
+                                dict(ptr, DY="*" + out_t, DX=t, DRES=("*" + res_t) if has_res else None,
+                                     DW_PART="*fp32", DB_PART="*fp32", DXB_PART="*fp32" if has_xb else None),
                                 ("dropout_p",), flags, warps, 1))
     return jobs
 
@@ -115,7 +116,7 @@ def _gelu_jobs(quick: bool) -> list[Job]:
     from . import gelu
 
     jobs, seen = [], set()
-    sigs = [("fp16", "fp16")] if quick else sorted({(a, p) for a, p, _ in _signatures()})
+    sigs = [("fp16", "fp16")] if quick else sorted({(a, p) for a, p, _, _ in _signatures()})
     for act, par in sigs:
         t = "*" + act
         for n in (3072,) if quick else (64, 3072):

@@ -160,10 +160,11 @@ def _empty(t: torch.Tensor) -> torch.Tensor:
     return t.new_empty(0)
 
 
-def _fwd_fake(x, weight, bias, residual, x_bias, eps, dropout_p, seed):
+def _fwd_fake(x, weight, bias, residual, x_bias, eps, dropout_p, seed, out_fp32):
     m = x.shape[0]
     f32 = dict(dtype=torch.float32, device=x.device)
-    return x.new_empty(x.shape), torch.empty(m, **f32), torch.empty(m, **f32)
+    return x.new_empty(x.shape, dtype=torch.float32 if out_fp32 else x.dtype), torch.empty(m, **f32), \
+        torch.empty(m, **f32)
 
 
 @register_op("layer_norm_fwd", _fwd_fake)
@@ -176,12 +177,14 @@ def layer_norm_fwd(
     eps: float,
     dropout_p: float,
     seed: int,
+    out_fp32: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``x, residual``: ``(M, N)``; returns ``y (M, N)`` in x's dtype, ``mean, rstd (M,)`` fp32."""
+    """``x, residual``: ``(M, N)``; returns ``y (M, N)`` in x's dtype (fp32 with ``out_fp32``), ``mean, rstd
+    (M,)`` fp32."""
     x = _rows(x)
     m, n = x.shape
     res = _rows(residual) if residual is not None else None
-    y = torch.empty((m, n), dtype=x.dtype, device=x.device)
+    y = torch.empty((m, n), dtype=torch.float32 if out_fp32 else x.dtype, device=x.device)
     mean = torch.empty(m, dtype=torch.float32, device=x.device)
     rstd = torch.empty(m, dtype=torch.float32, device=x.device)
     if m == 0:
@@ -250,11 +253,11 @@ def layer_norm_bwd(
 
 class _LayerNormFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, residual, x_bias, eps, dropout_p, seed):
+    def forward(ctx, x, weight, bias, residual, x_bias, eps, dropout_p, seed, out_fp32):
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
         res2 = residual.reshape(-1, shape[-1]) if residual is not None else None
-        y, mean, rstd = layer_norm_fwd(x2, weight, bias, res2, x_bias, eps, dropout_p, seed)
+        y, mean, rstd = layer_norm_fwd(x2, weight, bias, res2, x_bias, eps, dropout_p, seed, out_fp32)
         ctx.save_for_backward(x2, weight, res2, x_bias, mean, rstd)
         ctx.dropout_p, ctx.seed, ctx.shape = dropout_p, seed, shape
         ctx.has = (weight is not None, bias is not None, residual is not None, x_bias is not None)
@@ -272,7 +275,7 @@ class _LayerNormFn(torch.autograd.Function):
             db if has_b else None,
             dres.view(ctx.shape) if has_res else None,
             dxb if has_xb else None,
-            None, None, None,
+            None, None, None, None,
         )
 
 
@@ -285,12 +288,14 @@ def layer_norm(
     x_bias: torch.Tensor | None = None,
     dropout_p: float = 0.0,
     seed: int | None = None,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """``LayerNorm(dropout(x + x_bias) + residual)`` over the last dim of ``x`` (any leading shape).
 
-    Statistics are fp32 and the output has ``x``'s dtype. ``dropout_p`` zeroes with that probability and
-    scales survivors by ``1/(1-p)``; the mask is a function of ``seed`` (drawn from torch's generator when
-    None) and the element index, so the backward regenerates it.
+    Statistics are fp32 and the output has ``x``'s dtype, or ``out_dtype`` (``x``'s dtype or float32: under
+    autocast LayerNorm returns fp32, as torch's does, so the residual stream stays fp32). ``dropout_p``
+    zeroes with that probability and scales survivors by ``1/(1-p)``; the mask is a function of ``seed``
+    (drawn from torch's generator when None) and the element index, so the backward regenerates it.
     """
     if x.dim() < 1 or x.shape[-1] == 0:
         raise ValueError(f"x must have a non-empty last dimension, got shape {tuple(x.shape)}")
@@ -308,9 +313,12 @@ def layer_norm(
             raise ValueError(f"residual shape {tuple(residual.shape)} != x shape {tuple(x.shape)}")
     if not eps >= 0.0:
         raise ValueError(f"eps must be >= 0, got {eps}")
+    if out_dtype not in (None, x.dtype, torch.float32):
+        raise ValueError(f"out_dtype must be x's dtype ({x.dtype}) or torch.float32, got {out_dtype}")
     dropout_p = check_dropout(dropout_p)
     seed = check_seed(seed if seed is not None else draw_seed()) if dropout_p > 0 else 0
-    return _LayerNormFn.apply(x, weight, bias, residual, x_bias, float(eps), dropout_p, seed)
+    out_fp32 = out_dtype == torch.float32 and x.dtype != torch.float32
+    return _LayerNormFn.apply(x, weight, bias, residual, x_bias, float(eps), dropout_p, seed, out_fp32)
 
 
 # ------------------------------------------------------------------------------------------------------

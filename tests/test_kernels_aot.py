@@ -31,3 +31,13 @@ def test_job_list_covers_launcher_configs():
     fwd = [j for j in jobs if j.kernel == "_attn_fwd_kernel"]
     assert {j.constexprs["BLOCK_D"] for j in fwd} == {16, 32, 64, 128, 256}
     assert {j.pointers["Q"] for j in fwd} == {"*fp16", "*bf16", "*fp32"}
+
+
+def test_job_list_has_the_autocast_layer_norm_signature():
+    # under autocast LayerNorm reads a half-precision GEMM output and writes fp32 (its gradient comes in fp32)
+    jobs = aot.jobs(quick=False, targets=(90,))
+    fwd = {(j.pointers["X"], j.pointers["W"], j.pointers["Y"]) for j in jobs if j.kernel == "_layer_norm_fwd_kernel"}
+    bwd = {(j.pointers["DY"], j.pointers["DX"]) for j in jobs if j.kernel == "_layer_norm_bwd_kernel"}
+    for act in ("*fp16", "*bf16"):
+        assert (act, "*fp32", "*fp32") in fwd and (act, act, act) in fwd
+        assert ("*fp32", act) in bwd

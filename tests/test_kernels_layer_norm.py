@@ -172,3 +172,41 @@ def test_gpu_against_reference(dtype, shape):
     assert _max_err(y, y_ref) <= 2 * _max_err(y_pt, y_ref) + max(tol, 1e-3 * (dtype != torch.float32))
     for a, b, c in zip(grads, grads_ref, grads_pt):
         assert _max_err(a, b) <= 2 * _max_err(c, b) + 1e-3 * b.abs().max().item()
+
+
+@pytest.mark.parametrize("act", [torch.float16, torch.bfloat16])
+def test_autocast_layout_returns_fp32_like_torch(act):
+    """Under autocast: x is a half-precision GEMM output, the LayerNorm parameters and the residual stream are
+    fp32, and the result is fp32 (autocast runs torch's LayerNorm in fp32), through the op seam too."""
+    from fastbert import ops
+
+    g = torch.Generator().manual_seed(4)
+    n = 96
+    x = (torch.randn(9, n, generator=g)).to(act).requires_grad_()
+    res = torch.randn(9, n, generator=g).requires_grad_()
+    w = (torch.randn(n, generator=g) * 0.5).requires_grad_()
+    b = torch.randn(n, generator=g).requires_grad_()
+    xb = torch.randn(n, generator=g).requires_grad_()
+    dy = torch.randn(9, n, generator=g)
+    with ops.force_backend("triton"), torch.autocast("cpu", dtype=act):
+        y = ops.layer_norm(x, w, b, EPS, residual=res, x_bias=xb)
+    assert y.dtype == torch.float32
+    dx, dres, dw, db, dxb = torch.autograd.grad(y, (x, res, w, b, xb), dy)
+    assert (dx.dtype, dres.dtype, dw.dtype, db.dtype, dxb.dtype) == (act,) + (torch.float32,) * 4
+    # the same math in fp32 from the same (rounded) x: only the half-precision store of dx differs
+    xf = x.detach().float().requires_grad_()
+    ref = torch.nn.functional.layer_norm(xf + xb + res, (n,), w, b, EPS)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    ref_grads = torch.autograd.grad(ref, (xf, res, w, b, xb), dy)
+    torch.testing.assert_close(dx.float(), ref_grads[0], rtol=1e-2, atol=1e-2)  # one half-precision rounding
+    for got, want in zip((dres, dw, db, dxb), ref_grads[1:]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=2e-5)
+    # without autocast the output keeps x's dtype
+    with ops.force_backend("triton"):
+        assert ops.layer_norm(x, w, b, EPS, residual=res, x_bias=xb).dtype == act
+
+
+def test_out_dtype_must_be_x_dtype_or_fp32():
+    x = torch.randn(3, 8)
+    with pytest.raises(ValueError, match="out_dtype"):
+        layer_norm(x, None, None, EPS, out_dtype=torch.float16)
