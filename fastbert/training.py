@@ -525,8 +525,17 @@ def _progress(total: int, initial: int, enabled: bool):
 def save_checkpoint(out_dir: Path, model, optimizer, scheduler, scaler, collate_fn, step, epoch,
                     batch_in_epoch, history, keep: int | None) -> Path | None:
     """``out_dir/checkpoint-<step>/``: HF-loadable weights + ``trainer_state.pt``. Rank 0 writes; all wait."""
-    _, rank = _world()
+    world, rank = _world()
     path = out_dir / f"checkpoint-{step}"
+    # every process's own RNG states (they part ways as soon as dropout draws numbers in proportion to each
+    # process's batch shape); on CUDA only the process's own device
+    mine = {"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+    if world > 1:
+        rngs = [None] * world
+        dist.all_gather_object(rngs, mine)
+    else:
+        rngs = [mine]
     if rank == 0:
         model.save_pretrained(path)
         generator = getattr(collate_fn, "generator", None)
@@ -534,8 +543,7 @@ def save_checkpoint(out_dir: Path, model, optimizer, scheduler, scaler, collate_
             "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "history": history,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
-            "rng_torch": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "rng_ranks": rngs,
             "rng_collate": generator.get_state() if generator is not None else None,
         }, path / TRAINER_STATE)
         if keep:
@@ -590,10 +598,20 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, scaler, collate_fn
     state = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng_torch"])
-    if state["rng_cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    if state["scaler"]:  # a checkpoint written without fp16 has an empty scaler state
+        scaler.load_state_dict(state["scaler"])
+    world, rank = _world()
+    rngs = state["rng_ranks"]
+    if len(rngs) != world:
+        warnings.warn(
+            f"{path} was written by {len(rngs)} process(es) and is resumed by {world}: every process takes "
+            "the RNG states of process 0, so dropout will not repeat the original run exactly",
+            stacklevel=2,
+        )
+    own = rngs[rank] if len(rngs) == world else rngs[0]
+    torch.set_rng_state(own["cpu"])
+    if own["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(own["cuda"])
     generator = getattr(collate_fn, "generator", None)
     if generator is not None and state["rng_collate"] is not None:
         generator.set_state(state["rng_collate"])

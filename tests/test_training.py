@@ -194,6 +194,19 @@ def test_resume_continues_exactly(tok, pairs, tmp_path):
     assert sorted(p.name for p in (tmp_path / "a").glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-5"]
 
 
+def test_checkpoint_without_a_scaler_state_loads_into_an_fp16_run(tok, pairs, tmp_path):
+    """An fp32/bf16 run saves an empty scaler state; resuming it with fp16 (scaler on) starts a fresh scaler."""
+    _, fb = _pretrain_pair(tok, 0.0)
+    _run(fb, pairs, tok, steps=2, output_dir=str(tmp_path), save_steps=2)
+    state = torch.load(tmp_path / "checkpoint-2" / T.TRAINER_STATE, weights_only=True)
+    assert state["scaler"] == {} and len(state["rng_ranks"]) == 1
+    optimizer = torch.optim.AdamW(T.param_groups(fb, 0.01))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=True)
+    T._load_checkpoint(tmp_path / "checkpoint-2", fb, optimizer, scheduler, scaler, None)
+    assert scaler.is_enabled() and scaler.get_scale() == torch.amp.GradScaler("cpu").get_scale()
+
+
 def test_amp_needs_cuda(tok, pairs):
     _, fb = _pretrain_pair(tok, 0.0)
     with pytest.raises(ValueError, match="needs a CUDA model"):
