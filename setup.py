@@ -23,12 +23,15 @@ ext_modules = [
         cxx_std=17,
         extra_compile_args=extra,
     ),
+    # optional: where it cannot be built (a compiler without GCC's vector extensions), fastbert runs CPU
+    # attention through torch instead
     Pybind11Extension(
         "fastbert._cpu_kernels",
         sorted(glob.glob("csrc/cpu/*.cpp")),
         cxx_std=17,
         extra_compile_args=extra + openmp,
         extra_link_args=openmp,
+        optional=True,
     ),
 ]
 
