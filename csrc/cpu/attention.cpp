@@ -30,6 +30,10 @@
 #include <string>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace py = pybind11;
 
 namespace fastbert {
@@ -289,17 +293,25 @@ void attention_varlen(py::array q, py::array k, py::array v, py::array out, Inde
     const int64_t kpad = (longest + W - 1) / W * W, dpad = (dim + W - 1) / W * W;
     const size_t work_floats = static_cast<size_t>(dim * kpad + longest * dpad + QB * kpad);
     const int64_t tasks = static_cast<int64_t>(per_head) * heads;
+    const int nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, tasks)));
+    // every thread's scratch, allocated here (an allocation failure inside the parallel region could not be
+    // reported as an exception)
+    std::vector<float> work(static_cast<size_t>(nthreads) * work_floats);
     py::gil_scoped_release release;
-#pragma omp parallel num_threads(std::max(1, threads))
+#pragma omp parallel num_threads(nthreads)
     {
-        std::vector<float> work(work_floats);
+#ifdef _OPENMP
+        float* mine = work.data() + static_cast<size_t>(omp_get_thread_num()) * work_floats;
+#else
+        float* mine = work.data();
+#endif
 #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < tasks; ++item) {
             const int64_t h = item % heads;
             const int64_t t = item / heads;
             const int64_t b = task_seq[2 * t], q0 = task_seq[2 * t + 1];
             const int64_t q1 = std::min(q0 + a.q_block, cu[b + 1] - cu[b]);
-            attend(a, b, h, q0, q1, work.data());
+            attend(a, b, h, q0, q1, mine);
         }
     }
 }
