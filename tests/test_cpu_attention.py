@@ -28,6 +28,10 @@ def _masks():
     m = (torch.rand(5, 40, generator=g) < 0.7).long()
     m[:, 3] = 1
     yield m
+    m = torch.ones(2, 150, dtype=torch.long)  # >= 128 keys: 8 queries per pass, with query-only rows too
+    m[0, 131:] = 0
+    m[1, :20] = 0
+    yield m
 
 
 def _qkv(total, heads, dim, seed, layout="packed"):

@@ -116,13 +116,15 @@ struct Args {
     int64_t q_block;      // query rows per task
 };
 
-// One task: query rows [q0, q1) of sequence b, head h, four queries at a time so that the FMA chains are
-// independent. `work` holds (dim, kpad) K transposed and pre-scaled, (keys, dpad) V, and (4, kpad) scores,
-// with kpad and dpad the key count and head_dim rounded up to 16 (padding keys score -1e30, padding dims 0).
-constexpr int QB = 4;
+// One task: query rows [q0, q1) of sequence b, head h, QB queries at a time so that the FMA chains are
+// independent (4, or 8 for long sequences, where each pass over K and V then serves twice the queries).
+// `work` holds (dim, kpad) K transposed and pre-scaled, (keys, dpad) V, and (QB, kpad) scores, with kpad and
+// dpad the key count and head_dim rounded up to 16 (padding keys score -1e30, padding dims are 0).
+constexpr int MAX_QB = 8;
+constexpr int64_t LONG_KEYS = 128;  // from this many keys on, 8 queries per pass
 
 // NC key chunks of the scores of QB queries: NC * QB independent FMA chains.
-template <int NC>
+template <int QB, int NC>
 FASTBERT_INLINE void score_chunks(const float* kt, int64_t kpad, int64_t c, int64_t dim, const float* const* qr,
                                   float* sc) {
     vf acc[NC][QB];
@@ -141,7 +143,7 @@ FASTBERT_INLINE void score_chunks(const float* kt, int64_t kpad, int64_t c, int6
 }
 
 // NC head_dim chunks of the outputs of the nq (<= QB) queries starting at packed row `row`.
-template <int NC>
+template <int QB, int NC>
 FASTBERT_INLINE void output_chunks(const Args& a, const float* vv, int64_t dpad, int64_t keys, int64_t c,
                                    const float* sc, int64_t kpad, const float* inv, int nq, int64_t row,
                                    int64_t h) {
@@ -171,39 +173,27 @@ FASTBERT_INLINE void output_chunks(const Args& a, const float* vv, int64_t dpad,
     }
 }
 
-FASTBERT_CLONES
-void attend(const Args& a, int64_t b, int64_t h, int64_t q0, int64_t q1, float* work) {
-    const int64_t start = a.cu[b];
-    const int64_t keys = a.used ? a.used[b] : a.cu[b + 1] - start;
+// The query rows [q0, q1) of one (sequence, head) against its prepared K^T and V.
+template <int QB>
+FASTBERT_INLINE void query_blocks(const Args& a, int64_t start, int64_t h, int64_t q0, int64_t q1, int64_t keys,
+                                  const float* kt, const float* vv, float* sc) {
     const int64_t dim = a.dim;
     const int64_t kpad = (keys + W - 1) / W * W, dpad = (dim + W - 1) / W * W;
     const int64_t kc = kpad / W, dc = dpad / W;
-    float* kt = work;              // (dim, kpad)
-    float* vv = kt + dim * kpad;   // (keys, dpad)
-    float* sc = vv + keys * dpad;  // (QB, kpad)
-    for (int64_t j = 0; j < keys; ++j) {
-        const float* kr = a.k + (start + j) * a.k_row + h * a.k_head;
-        const float* vr = a.v + (start + j) * a.v_row + h * a.v_head;
-        for (int64_t d = 0; d < dim; ++d) kt[d * kpad + j] = kr[d] * a.scale;
-        std::memcpy(vv + j * dpad, vr, sizeof(float) * dim);
-        for (int64_t d = dim; d < dpad; ++d) vv[j * dpad + d] = 0.0f;
-    }
-    for (int64_t d = 0; d < dim; ++d)
-        for (int64_t j = keys; j < kpad; ++j) kt[d * kpad + j] = 0.0f;
     const vf lane = vf{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     const vf last_valid = splat(static_cast<float>(keys - (kc - 1) * W));  // lanes of the last chunk in use
     const vf neg = splat(-1e30f);
     for (int64_t i0 = q0; i0 < q1; i0 += QB) {
         const int nq = static_cast<int>(std::min<int64_t>(QB, q1 - i0));
         const float* qr[QB];
-        for (int u = 0; u < QB; ++u) {
+        for (int u = 0; u < QB; ++u) {  // rows past the block's end repeat its first row; never stored
             const int64_t row = start + i0 + (u < nq ? u : 0);
             qr[u] = a.q + row * a.q_row + h * a.q_head;
         }
         // scores: sc[u][j] = <q_u, k_j> * scale, two key chunks at a time where there are two
         int64_t c = 0;
-        for (; c + 2 <= kc; c += 2) score_chunks<2>(kt, kpad, c, dim, qr, sc);
-        if (c < kc) score_chunks<1>(kt, kpad, c, dim, qr, sc);
+        for (; c + 2 <= kc; c += 2) score_chunks<QB, 2>(kt, kpad, c, dim, qr, sc);
+        if (c < kc) score_chunks<QB, 1>(kt, kpad, c, dim, qr, sc);
         for (int u = 0; u < QB; ++u) {  // padding keys of the last chunk never win the softmax
             float* last = sc + u * kpad + (kc - 1) * W;
             store(last, lane < last_valid ? load(last) : neg);
@@ -213,24 +203,48 @@ void attend(const Args& a, int64_t b, int64_t h, int64_t q0, int64_t q1, float* 
         for (int u = 0; u < QB; ++u) {
             float* su = sc + u * kpad;
             vf m = load(su);
-            for (int64_t c = 1; c < kc; ++c) {
-                const vf x = load(su + c * W);
+            for (int64_t c2 = 1; c2 < kc; ++c2) {
+                const vf x = load(su + c2 * W);
                 m = x > m ? x : m;
             }
             const vf mx = splat(hmax(m));
             vf sum = vf{};
-            for (int64_t c = 0; c < kc; ++c) {
-                const vf e = exp_nonpositive(load(su + c * W) - mx);
-                store(su + c * W, e);
+            for (int64_t c2 = 0; c2 < kc; ++c2) {
+                const vf e = exp_nonpositive(load(su + c2 * W) - mx);
+                store(su + c2 * W, e);
                 sum += e;
             }
             inv[u] = 1.0f / hsum(sum);
         }
         // outputs: o_u = sum_j p_uj v_j / sum_u, two head_dim chunks at a time where there are two
         int64_t c2 = 0;
-        for (; c2 + 2 <= dc; c2 += 2) output_chunks<2>(a, vv, dpad, keys, c2, sc, kpad, inv, nq, start + i0, h);
-        if (c2 < dc) output_chunks<1>(a, vv, dpad, keys, c2, sc, kpad, inv, nq, start + i0, h);
+        for (; c2 + 2 <= dc; c2 += 2) output_chunks<QB, 2>(a, vv, dpad, keys, c2, sc, kpad, inv, nq, start + i0, h);
+        if (c2 < dc) output_chunks<QB, 1>(a, vv, dpad, keys, c2, sc, kpad, inv, nq, start + i0, h);
     }
+}
+
+FASTBERT_CLONES
+void attend(const Args& a, int64_t b, int64_t h, int64_t q0, int64_t q1, float* work) {
+    const int64_t start = a.cu[b];
+    const int64_t keys = a.used ? a.used[b] : a.cu[b + 1] - start;
+    const int64_t dim = a.dim;
+    const int64_t kpad = (keys + W - 1) / W * W, dpad = (dim + W - 1) / W * W;
+    float* kt = work;              // (dim, kpad)
+    float* vv = kt + dim * kpad;   // (keys, dpad)
+    float* sc = vv + keys * dpad;  // (MAX_QB, kpad)
+    for (int64_t j = 0; j < keys; ++j) {
+        const float* kr = a.k + (start + j) * a.k_row + h * a.k_head;
+        const float* vr = a.v + (start + j) * a.v_row + h * a.v_head;
+        for (int64_t d = 0; d < dim; ++d) kt[d * kpad + j] = kr[d] * a.scale;
+        std::memcpy(vv + j * dpad, vr, sizeof(float) * dim);
+        for (int64_t d = dim; d < dpad; ++d) vv[j * dpad + d] = 0.0f;
+    }
+    for (int64_t d = 0; d < dim; ++d)
+        for (int64_t j = keys; j < kpad; ++j) kt[d * kpad + j] = 0.0f;
+    if (keys >= LONG_KEYS)
+        query_blocks<8>(a, start, h, q0, q1, keys, kt, vv, sc);
+    else
+        query_blocks<4>(a, start, h, q0, q1, keys, kt, vv, sc);
 }
 
 using Index = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
@@ -291,7 +305,7 @@ void attention_varlen(py::array q, py::array k, py::array v, py::array out, Inde
         for (int64_t r = 0; r < cu[b + 1] - cu[b]; r += a.q_block) task_seq.push_back(b), task_seq.push_back(r);
     const size_t per_head = task_seq.size() / 2;
     const int64_t kpad = (longest + W - 1) / W * W, dpad = (dim + W - 1) / W * W;
-    const size_t work_floats = static_cast<size_t>(dim * kpad + longest * dpad + QB * kpad);
+    const size_t work_floats = static_cast<size_t>(dim * kpad + longest * dpad + MAX_QB * kpad);
     const int64_t tasks = static_cast<int64_t>(per_head) * heads;
     const int nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, tasks)));
     // every thread's scratch, allocated here (an allocation failure inside the parallel region could not be
