@@ -245,12 +245,15 @@ def prepared_forward(model, ids, mask):
     """fastbert's inference forward split in two: validation and packing, which read lengths back to the
     host, run now, once (``prepare_inputs``); the returned function does the rest (embeddings, every layer,
     the scatter back to the padded shape), which only launches kernels on fixed shapes."""
+    pooler = getattr(model, "pooler", None) is not None
     with torch.inference_mode():
-        packing, inputs = model.prepare_inputs(ids, mask, query_only="none")
+        packing, inputs = model.prepare_inputs(ids, mask, query_only="first" if pooler else "none")
 
     def body():
         with torch.inference_mode():
             x = model.run_layers(model.embeddings(*inputs), packing)[-1]
+            if pooler:  # the same work as the eager forward, pooler included
+                model.pool(x, packing)
             return ops.unpack(x, packing)
 
     return body
@@ -381,6 +384,9 @@ def benchmark(opts: Options, progress=None) -> dict:
         else:
             ids, mask = ids.to(device), mask.to(device)
             fns, par, notes = {}, {}, {}
+            for model in models.values():
+                # inference runs on frozen weights (which fastbert's CPU path keeps in oneDNN's layout)
+                model.requires_grad_(case.mode == "train")
             for p, model in models.items():
                 make = infer_fn if case.mode == "infer" else train_fn
                 fns[p] = make(model, ids, mask)

@@ -15,6 +15,7 @@ straight from the packed rows, and the original order is restored at the end.
 from __future__ import annotations
 
 import json
+import numbers
 import sys
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,8 @@ class SentenceEncoder:
 
         directory = Path(path)
         pooling, normalize, max_len = read_st_layout(directory)
-        model = BertModel.from_pretrained(directory, dtype=dtype, device=device)
+        # an encoder's own model is never trained: frozen weights let the CPU path keep them in oneDNN's layout
+        model = BertModel.from_pretrained(directory, dtype=dtype, device=device).requires_grad_(False)
         return cls(model, load_tokenizer(directory), pooling, normalize, max_len)
 
     @property
@@ -188,7 +190,7 @@ class SentenceEncoder:
         Texts are tokenized a chunk of ``batch_size * SORT_CHUNK_BATCHES`` at a time (memory stays bounded on
         large inputs) and sorted by token count inside the chunk, longest first, as sentence-transformers
         sorts by length. A batch is packed end to end with no padding (``ops.packing_from_lengths``)."""
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         chunk = batch_size * SORT_CHUNK_BATCHES
         for base in range(0, len(texts), chunk):

@@ -529,8 +529,10 @@ def save_checkpoint(out_dir: Path, model, optimizer, scheduler, scaler, collate_
     path = out_dir / f"checkpoint-{step}"
     # every process's own RNG states (they part ways as soon as dropout draws numbers in proportion to each
     # process's batch shape); on CUDA only the process's own device
+    generator = getattr(collate_fn, "generator", None)  # the MLM collator's masking draws part ways too
     mine = {"cpu": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+            "collate": generator.get_state() if generator is not None else None}
     if world > 1:
         rngs = [None] * world
         dist.all_gather_object(rngs, mine)
@@ -538,13 +540,11 @@ def save_checkpoint(out_dir: Path, model, optimizer, scheduler, scaler, collate_
         rngs = [mine]
     if rank == 0:
         model.save_pretrained(path)
-        generator = getattr(collate_fn, "generator", None)
         torch.save({
             "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "history": history,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "rng_ranks": rngs,
-            "rng_collate": generator.get_state() if generator is not None else None,
         }, path / TRAINER_STATE)
         if keep:
             for old in sorted(_checkpoints(out_dir))[:-keep]:
@@ -601,7 +601,14 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, scaler, collate_fn
     if state["scaler"]:  # a checkpoint written without fp16 has an empty scaler state
         scaler.load_state_dict(state["scaler"])
     world, rank = _world()
-    rngs = state["rng_ranks"]
+    # checkpoints written before per-process states held process 0's under these keys
+    if "rng_ranks" in state:
+        rngs = state["rng_ranks"]
+    else:
+        all_cuda = state.get("rng_cuda")
+        dev = torch.cuda.current_device() if all_cuda and torch.cuda.is_available() else None
+        rngs = [{"cpu": state["rng_torch"], "cuda": all_cuda[dev] if dev is not None and dev < len(all_cuda) else None,
+                 "collate": state.get("rng_collate")}]
     if len(rngs) != world:
         warnings.warn(
             f"{path} was written by {len(rngs)} process(es) and is resumed by {world}: every process takes "
@@ -613,7 +620,7 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, scaler, collate_fn
     if own["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(own["cuda"])
     generator = getattr(collate_fn, "generator", None)
-    if generator is not None and state["rng_collate"] is not None:
-        generator.set_state(state["rng_collate"])
+    if generator is not None and own.get("collate") is not None:
+        generator.set_state(own["collate"])
     return state
 

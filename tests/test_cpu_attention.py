@@ -120,6 +120,10 @@ def test_bad_arguments_raise_clear_errors():
         kernels.attention_varlen(q.numpy(), q[:, :1].numpy(), q.numpy(), out.numpy(), cu, none, 1.0, 1)
     with pytest.raises(ValueError, match="float32"):
         kernels.attention_varlen(q.numpy(), q.double().numpy(), q.numpy(), out.numpy(), cu, none, 1.0, 1)
+    with pytest.raises(ValueError, match="must not overlap"):
+        kernels.attention_varlen(q.numpy(), q.numpy(), q.numpy(), q.numpy(), cu, none, 1.0, 1)
+    with pytest.raises(ValueError, match="native byte order"):
+        kernels.attention_varlen(q.numpy(), q.numpy().astype(">f4"), q.numpy(), out.numpy(), cu, none, 1.0, 1)
     with pytest.raises(ValueError, match="contiguous along head_dim"):
         kernels.attention_varlen(q.numpy(), q.numpy(), torch.randn(5, 2, 16)[..., ::2].numpy(), out.numpy(), cu,
                                  none, 1.0, 1)

@@ -194,6 +194,20 @@ def test_resume_continues_exactly(tok, pairs, tmp_path):
     assert sorted(p.name for p in (tmp_path / "a").glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-5"]
 
 
+def test_checkpoints_of_the_earlier_format_still_resume(tok, pairs, tmp_path):
+    """Checkpoints written before per-process RNG states (rng_torch / rng_cuda / rng_collate) resume exactly."""
+    _, fb = _pretrain_pair(tok, 0.1)
+    straight = _run(copy.deepcopy(fb), pairs, tok, steps=4, output_dir=str(tmp_path / "a"), save_steps=2)
+    ckpt = tmp_path / "a" / "checkpoint-2" / T.TRAINER_STATE
+    state = torch.load(ckpt, weights_only=True)
+    own = state.pop("rng_ranks")[0]
+    state.update(rng_torch=own["cpu"], rng_cuda=None, rng_collate=own["collate"])
+    torch.save(state, ckpt)
+    resumed = _run(copy.deepcopy(fb), pairs, tok, steps=4, output_dir=str(tmp_path / "b"),
+                   resume=str(ckpt.parent))
+    assert resumed == pytest.approx(straight, abs=1e-6)
+
+
 def test_checkpoint_without_a_scaler_state_loads_into_an_fp16_run(tok, pairs, tmp_path):
     """An fp32/bf16 run saves an empty scaler state; resuming it with fp16 (scaler on) starts a fresh scaler."""
     _, fb = _pretrain_pair(tok, 0.0)

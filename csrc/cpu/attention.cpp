@@ -28,6 +28,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -252,10 +253,29 @@ using Index = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 void check_view(const py::array& t, const char* name, int64_t total, int64_t heads, int64_t dim) {
     if (t.ndim() != 3 || t.shape(0) != total || t.shape(1) != heads || t.shape(2) != dim)
         throw std::invalid_argument(std::string(name) + " must have shape (total, heads, head_dim) like q");
-    if (t.dtype().kind() != 'f' || t.itemsize() != 4)
-        throw std::invalid_argument(std::string(name) + " must be float32");
+    if (!t.dtype().is(py::dtype::of<float>()))
+        throw std::invalid_argument(std::string(name) + " must be float32 (native byte order)");
     if (dim > 1 && t.strides(2) != 4)
         throw std::invalid_argument(std::string(name) + " must be contiguous along head_dim");
+    if (t.strides(0) % 4 != 0 || t.strides(1) % 4 != 0)
+        throw std::invalid_argument(std::string(name) + " strides must be whole floats");
+}
+
+// [first byte, last byte + 1) that a strided array spans
+std::pair<const char*, const char*> span(const py::array& t) {
+    const char* lo = static_cast<const char*>(t.data());
+    const char* hi = lo;
+    for (py::ssize_t d = 0; d < t.ndim(); ++d) {
+        if (t.shape(d) == 0) return {lo, lo};
+        const py::ssize_t reach = (t.shape(d) - 1) * t.strides(d);
+        (reach < 0 ? lo : hi) += reach;
+    }
+    return {lo, hi + t.itemsize()};
+}
+
+bool overlap(const py::array& a, const py::array& b) {
+    const auto x = span(a), y = span(b);
+    return x.first < y.second && y.first < x.second;
 }
 
 void attention_varlen(py::array q, py::array k, py::array v, py::array out, Index cu_seqlens, Index seqused_k,
@@ -268,6 +288,8 @@ void attention_varlen(py::array q, py::array k, py::array v, py::array out, Inde
     check_view(out, "out", total, heads, dim);
     if (!(out.flags() & py::array::c_style) || !out.writeable())
         throw std::invalid_argument("out must be a writeable C-contiguous array");
+    if (overlap(out, q) || overlap(out, k) || overlap(out, v))
+        throw std::invalid_argument("out must not overlap q, k or v");
     if (cu_seqlens.ndim() != 1 || cu_seqlens.shape(0) < 2)
         throw std::invalid_argument("cu_seqlens must have shape (batch + 1,)");
     const int64_t batch = cu_seqlens.shape(0) - 1;
