@@ -226,12 +226,6 @@ class SentenceEncoder:
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def _default_model() -> str:
-    from fastbert.bench import default_model
-
-    return default_model()
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("input", help="text file with one text per line, or - for stdin")
     parser.add_argument("-o", "--output", required=True, help="OUT.npy (float32 array) or OUT.jsonl")
@@ -253,7 +247,9 @@ def run(args) -> int:
     with stream:
         texts = [line.rstrip("\r\n") for line in stream]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    encoder = SentenceEncoder.from_pretrained(args.model or _default_model(), device=device)
+    from fastbert.bench import default_model
+
+    encoder = SentenceEncoder.from_pretrained(args.model or default_model(), device=device)
     emb = encoder.encode(
         texts,
         batch_size=args.batch_size,

@@ -391,7 +391,7 @@ class BertModel(BertPreTrainedModel):
             attention_mask = torch.ones(batch, seqlen, dtype=torch.int64, device=device)
         packing = ops.build_packing(attention_mask, query_only)
         if position_ids is None:
-            positions = (packing.indices % seqlen) if not packing.identity else \
+            positions = ops.packed_positions(packing) if not packing.identity else \
                 torch.arange(seqlen, device=device).repeat(batch)
         else:
             positions = ops.pack(position_ids.expand(batch, seqlen), packing)

@@ -183,16 +183,21 @@ def packing_from_lengths(lengths: list[int], device: torch.device | str = "cpu")
     if not lengths or min(lengths) < 1:
         raise ValueError(f"every sequence needs at least one token, got lengths {list(lengths)[:8]}")
     batch, width = len(lengths), max(lengths)
-    lens = torch.tensor(lengths, dtype=torch.int64)
-    cu = F.pad(torch.cumsum(lens, 0), (1, 0))
-    total = int(cu[-1])
-    row = torch.repeat_interleave(torch.arange(batch), lens, output_size=total)
-    col = torch.arange(total) - cu[:-1].index_select(0, row)
+    cu = F.pad(torch.cumsum(torch.tensor(lengths, dtype=torch.int64), 0), (1, 0))
+    row, col = _rows_and_columns(cu, int(cu[-1]))
     identity = min(lengths) == width
     indices = row * width + col
     return Packing(
         indices.to(device), cu.to(device=device, dtype=torch.int32), width, None, batch, width, None, identity
     )
+
+
+def _rows_and_columns(cu: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For int64 offsets ``cu`` ``(batch + 1,)`` of ``total`` packed rows: each row's sequence and its column
+    within the sequence."""
+    lengths = cu[1:] - cu[:-1]
+    row = torch.repeat_interleave(torch.arange(lengths.numel(), device=cu.device), lengths, output_size=total)
+    return row, torch.arange(total, device=cu.device) - cu[:-1].index_select(0, row)
 
 
 def packed_positions(packing: Packing) -> torch.Tensor:
@@ -441,10 +446,12 @@ def qkv_attention(
     Same as ``attention(*qkv.unbind(1), ...)``; the torch path lays q, k and v out in one copy instead of three.
     """
     q, k, v = qkv.unbind(1)
-    if use_triton(qkv) or packing.identity or (not (training and dropout_p > 0) and _cpu_attention_usable(q, k, v)):
+    if use_triton(qkv) or packing.identity:
         return attention(q, k, v, packing, softmax_scale, dropout_p, training)
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(qkv.shape[-1])
     p = dropout_p if training else 0.0
+    if p == 0.0 and _cpu_attention_usable(q, k, v):
+        return _cpu_attention(q, k, v, packing, scale)
     batch, width = packing.batch, packing.max_seqlen
     dest, mask, row, col = _padded_layout(packing)
     if torch.is_grad_enabled() and qkv.requires_grad:
@@ -545,12 +552,10 @@ def _padded_layout(packing: Packing):
     cached = getattr(packing, "_layout", None)
     if cached is not None:
         return cached
-    batch, width, device = packing.batch, packing.max_seqlen, packing.cu_seqlens.device
+    width, device = packing.max_seqlen, packing.cu_seqlens.device
     cu = packing.cu_seqlens.to(torch.int64)
     lengths = cu[1:] - cu[:-1]
-    total = packing.total
-    row = torch.repeat_interleave(torch.arange(batch, device=device), lengths, output_size=total)
-    col = torch.arange(total, device=device) - cu[:-1].index_select(0, row)
+    row, col = _rows_and_columns(cu, packing.total)
     dest = row * width + col
     used = packing.seqused_k.to(torch.int64) if packing.seqused_k is not None else lengths
     mask = (torch.arange(width, device=device)[None, :] < used[:, None])[:, None, None, :]

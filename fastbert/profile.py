@@ -92,14 +92,12 @@ def op_cost(name: str, shapes: list, itemsize: int = 4, attn_flops: float = 0.0)
         m, (n, k) = _numel(x[:-1]), w
         extra = m * n if binary else 0  # the residual read and added
         return 2.0 * m * k * n + extra, float(itemsize * (m * k + k * n + m * n + extra))
-    if name in _ATTENTION_OPS and len(s) >= 3 and len(s[0]) == 4:
-        b, h, lq, d = s[0]
-        lk, dv = s[1][2], s[2][3]
-        flops = 2.0 * b * h * lq * lk * d + 2.0 * b * h * lq * lk * dv
-        return flops, float(itemsize * (_numel(s[0]) + _numel(s[1]) + _numel(s[2]) + b * h * lq * dv))
-    if name in _ATTENTION_OPS_BLHD and len(s) >= 3 and len(s[0]) == 4:
-        b, lq, h, d = s[0]
-        lk, dv = s[1][1], s[2][3]
+    if name in _ATTENTION_OPS + _ATTENTION_OPS_BLHD and len(s) >= 3 and len(s[0]) == 4:
+        if name in _ATTENTION_OPS:
+            (b, h, lq, d), lk = s[0], s[1][2]
+        else:
+            (b, lq, h, d), lk = s[0], s[1][1]
+        dv = s[2][3]
         flops = 2.0 * b * h * lq * lk * d + 2.0 * b * h * lq * lk * dv
         return flops, float(itemsize * (_numel(s[0]) + _numel(s[1]) + _numel(s[2]) + b * h * lq * dv))
     if name in _FASTBERT_ATTENTION:
