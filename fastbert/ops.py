@@ -487,6 +487,26 @@ def _cpu_kernels():
 
 
 _cpu_kernel_state: dict = {}
+
+
+def cpu_isa() -> str:
+    """The build of the CPU attention kernel in use: ``FASTBERT_CPU_ISA`` (avx512, avx2 or baseline) when set,
+    else the best one this CPU runs."""
+    isa = _cpu_kernel_state.get("isa")
+    if isa is None:
+        builds = _cpu_kernels().builds()
+        forced = os.environ.get("FASTBERT_CPU_ISA", "")
+        if forced:
+            names = [name for name, _ in builds]
+            if forced not in names:
+                raise ValueError(f"FASTBERT_CPU_ISA={forced!r}: the CPU attention kernel has builds {names}")
+            if not dict(builds)[forced]:
+                raise ValueError(f"FASTBERT_CPU_ISA={forced!r}: this CPU lacks the instructions that build needs")
+            isa = forced
+        else:
+            isa = next(name for name, runs in builds if runs)
+        _cpu_kernel_state["isa"] = isa
+    return isa
 _NO_SEQUSED = np.zeros(0, dtype=np.int64)
 
 
@@ -512,7 +532,7 @@ def _cpu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: P
         )
     out = torch.empty(q.shape, dtype=q.dtype)
     args = (q.detach().numpy(), k.detach().numpy(), v.detach().numpy(), out.numpy(), host[0], host[1], scale,
-            torch.get_num_threads())
+            torch.get_num_threads(), cpu_isa())
     if torch.autograd._profiler_enabled():  # a named row in `fastbert profile` and in traces
         with torch.profiler.record_function("fastbert::cpu_attention"):
             _cpu_kernels().attention_varlen(*args)

@@ -6,6 +6,7 @@ import torch
 from fastbert import ops
 
 kernels = pytest.importorskip("fastbert._cpu_kernels", reason="the C++ CPU kernels were not built")
+BEST = next(name for name, runs in kernels.builds() if runs)
 
 
 def _reference(q, k, v, packing, scale):
@@ -109,24 +110,24 @@ def test_bad_arguments_raise_clear_errors():
     none = torch.zeros(0, dtype=torch.int64).numpy()
     with pytest.raises(ValueError, match="end at the number of rows"):
         kernels.attention_varlen(q.numpy(), q.numpy(), q.numpy(), out.numpy(), torch.tensor([0, 2, 4]).numpy(),
-                                 none, 1.0, 1)
+                                 none, 1.0, 1, BEST)
     with pytest.raises(ValueError, match="keys <= rows"):
         kernels.attention_varlen(q.numpy(), q.numpy(), q.numpy(), out.numpy(), cu, torch.tensor([3, 1]).numpy(),
-                                 1.0, 1)
+                                 1.0, 1, BEST)
     with pytest.raises(ValueError, match="keys <= rows"):
         kernels.attention_varlen(q.numpy(), q.numpy(), q.numpy(), out.numpy(), torch.tensor([0, 0, 5]).numpy(),
-                                 none, 1.0, 1)
+                                 none, 1.0, 1, BEST)
     with pytest.raises(ValueError, match="shape"):
-        kernels.attention_varlen(q.numpy(), q[:, :1].numpy(), q.numpy(), out.numpy(), cu, none, 1.0, 1)
+        kernels.attention_varlen(q.numpy(), q[:, :1].numpy(), q.numpy(), out.numpy(), cu, none, 1.0, 1, BEST)
     with pytest.raises(ValueError, match="float32"):
-        kernels.attention_varlen(q.numpy(), q.double().numpy(), q.numpy(), out.numpy(), cu, none, 1.0, 1)
+        kernels.attention_varlen(q.numpy(), q.double().numpy(), q.numpy(), out.numpy(), cu, none, 1.0, 1, BEST)
     with pytest.raises(ValueError, match="must not overlap"):
-        kernels.attention_varlen(q.numpy(), q.numpy(), q.numpy(), q.numpy(), cu, none, 1.0, 1)
+        kernels.attention_varlen(q.numpy(), q.numpy(), q.numpy(), q.numpy(), cu, none, 1.0, 1, BEST)
     with pytest.raises(ValueError, match="native byte order"):
-        kernels.attention_varlen(q.numpy(), q.numpy().astype(">f4"), q.numpy(), out.numpy(), cu, none, 1.0, 1)
+        kernels.attention_varlen(q.numpy(), q.numpy().astype(">f4"), q.numpy(), out.numpy(), cu, none, 1.0, 1, BEST)
     with pytest.raises(ValueError, match="contiguous along head_dim"):
         kernels.attention_varlen(q.numpy(), q.numpy(), torch.randn(5, 2, 16)[..., ::2].numpy(), out.numpy(), cu,
-                                 none, 1.0, 1)
+                                 none, 1.0, 1, BEST)
 
 
 def test_kernel_is_a_named_row_under_the_profiler():
