@@ -3,7 +3,9 @@
 For each case (a batch of sequences of given lengths, 12 heads of 32 = MiniLM / bert-base-like heads unless
 stated), three providers compute the same fp32 attention:
 
-- ``fastbert``: ``fastbert.ops.attention`` on the packed rows (the C++ kernel, csrc/cpu/attention.cpp);
+- ``fastbert``: the C++ kernel (csrc/cpu/attention.cpp) through ``fastbert.ops.attention`` on the packed rows,
+  forced (``FASTBERT_CPU_ATTENTION=kernel``) so that the kernel itself is timed, not the dispatch's choice;
+  ``--isa`` picks its build (``FASTBERT_CPU_ISA``);
 - ``sdpa-padded``: what a padded model does: rows copied into a zeroed ``(batch, heads, max_len, dim)``
   layout, SDPA with a key mask, real rows gathered back (fastbert's own torch path);
 - ``sdpa-exact``: SDPA on views of each sequence length group, no padding anywhere (a lower bound for
@@ -12,12 +14,17 @@ stated), three providers compute the same fp32 attention:
 Providers alternate within every round; the figure is the median of per-round time ratios.
 GFLOP/s counts 4 * heads * dim * sum(len^2) (QK^T and PV, a multiply-add as two).
 
-    python benchmarks/bench_cpu_attention.py [--rounds 15] [--out benchmarks/results/cpu_attention.md]
+    python benchmarks/bench_cpu_attention.py [--rounds 15] [--isa avx2] [--out benchmarks/results/cpu_attention.md]
+
+To time the AVX2 side on an AVX-512 machine, cap torch and its libraries too:
+    ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2 \
+        python benchmarks/bench_cpu_attention.py --isa avx2
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -94,8 +101,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--out", default="", help="also write the table to this Markdown file")
+    parser.add_argument("--isa", default=None, help="build of the kernel: avx512, avx2 or baseline (default: best)")
     args = parser.parse_args(argv)
+    os.environ["FASTBERT_CPU_ATTENTION"] = "kernel"
+    if args.isa:
+        os.environ["FASTBERT_CPU_ISA"] = args.isa
+    from fastbert.dispatch import cpu_info
+
+    info = cpu_info()
     lines = [
+        f"CPU: {info['model']} ({' '.join(info['flags'])}); kernel build {ops.cpu_isa()}, torch CPU capability "
+        f"{info['torch_capability']}{', caps ' + str(info['caps']) if info['caps'] else ''}",
+        "",
         f"CPU attention, fp32, {torch.get_num_threads()} threads, torch {torch.__version__}; "
         f"{args.rounds} alternating rounds; speedup = median per-round ratio of the provider's time to fastbert's",
         "",

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.weak import WeakTensorKeyDictionary
 
+from fastbert import dispatch
+
 _BACKENDS = ("auto", "torch", "triton")
 # The override is a plain module-level value (not a ContextVar): torch.compile traces a read of it as a guarded
 # constant, while ContextVar.get() would break the graph at every op.
@@ -329,12 +331,9 @@ def _onednn_agrees(x, w, b, r, ref) -> bool:
 def _onednn_weight(weight: torch.Tensor) -> torch.Tensor:
     """A frozen ``weight`` in oneDNN's blocked layout, reordered once and reused while it is unchanged; any
     other weight as it is."""
-    if weight.requires_grad or not _onednn_state.get("packed"):
+    if not _packable(weight):
         return weight
-    try:
-        key = (weight._version, weight.data_ptr(), weight.shape, weight.stride(), weight.dtype)
-    except RuntimeError:  # an inference tensor has no version counter: nothing tells when it changes
-        return weight
+    key = (weight._version, weight.data_ptr(), weight.shape, weight.stride(), weight.dtype)
     entry = _packed_weights.get(weight)
     if entry is None or entry[0] != key:
         # the entry holds the weight's storage too, so its address cannot be reused by another storage
@@ -357,11 +356,69 @@ def _cpu_fast_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
+def _packable(weight: torch.Tensor) -> bool:
+    """Whether ``weight`` may be kept in oneDNN's blocked layout (frozen, with a version counter)."""
+    if weight.requires_grad or not _onednn_state.get("packed"):
+        return False
+    try:
+        _ = weight._version
+    except RuntimeError:  # an inference tensor has no version counter: nothing tells when it changes
+        return False
+    return True
+
+
+_CALIBRATION_ROWS = 256  # GEMMs are calibrated on at most this many of the call's rows
+
+
+def _linear_backend(x: torch.Tensor, weight: torch.Tensor, bias, epilogue: str, residual=None,
+                    approximate: str = "none") -> str:
+    """Which GEMM runs this call: ``"torch"`` (``F.linear``), ``"onednn"`` (oneDNN, weight reordered by oneDNN
+    on each call) or ``"onednn-packed"`` (oneDNN, weight kept reordered). Where oneDNN can take the call, the
+    choice is measured per weight shape, epilogue and row-count class (``fastbert.dispatch``)."""
+    if not _cpu_fast_path(x, weight):
+        return "torch"
+    packable = _packable(weight)
+    mode = dispatch.forced("linear")
+    if mode != "auto":
+        return "onednn" if mode == "onednn-packed" and not packable else mode
+    rows = "rows<64" if x.shape[0] < 64 else "rows>=64"
+    shape_class = (f"{weight.shape[0]}x{weight.shape[1]} {epilogue} {rows} {'frozen' if packable else 'trainable'}"
+                   f" {torch.get_num_threads()}t")
+    xs = x[:_CALIBRATION_ROWS]
+    rs = residual[:_CALIBRATION_ROWS] if residual is not None else None
+    candidates = {"torch": lambda: _linear_run("torch", xs, weight, bias, epilogue, rs, approximate),
+                  "onednn": lambda: _linear_run("onednn", xs, weight, bias, epilogue, rs, approximate)}
+    if packable:
+        candidates["onednn-packed"] = lambda: _linear_run("onednn-packed", xs, weight, bias, epilogue, rs, approximate)
+    return dispatch.choose("linear", shape_class, candidates, _torch_capability())
+
+
+def _torch_capability() -> str:
+    cap = _onednn_state.get("capability")
+    if cap is None:
+        cap = _onednn_state["capability"] = torch.backends.cpu.get_cpu_capability()
+    return cap
+
+
+def _linear_run(backend: str, x, weight, bias, epilogue: str, residual=None, approximate: str = "none"):
+    """``x @ weight.T + bias`` followed by ``epilogue``: ``"none"``, ``"gelu"`` (``approximate`` form) or
+    ``"add"`` (``+ residual``), on one backend."""
+    if backend == "torch":
+        h = F.linear(x, weight, bias)
+        if epilogue == "gelu":
+            return F.gelu(h, approximate=approximate)
+        return h + residual if epilogue == "add" else h
+    w = _onednn_weight(weight) if backend == "onednn-packed" else weight
+    if epilogue == "gelu":
+        return torch.ops.mkldnn._linear_pointwise(x, w, bias, "gelu", [], approximate)
+    if epilogue == "add":
+        return torch.ops.mkldnn._linear_pointwise.binary(x, residual, w, bias, "add")
+    return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x @ weight.T + bias``."""
-    if _cpu_fast_path(x, weight):
-        return torch.ops.mkldnn._linear_pointwise(x, _onednn_weight(weight), bias, "none", [], "")
-    return F.linear(x, weight, bias)
+    return _linear_run(_linear_backend(x, weight, bias, "none"), x, weight, bias, "none")
 
 
 def dense_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, approximate) -> torch.Tensor:
@@ -370,9 +427,8 @@ def dense_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     if approximate in ("none", "tanh"):
         if use_triton(x):
             return bias_gelu(F.linear(x, weight), bias, approximate)
-        if _cpu_fast_path(x, weight):
-            return torch.ops.mkldnn._linear_pointwise(x, _onednn_weight(weight), bias, "gelu", [], approximate)
-        return F.gelu(F.linear(x, weight, bias), approximate=approximate)
+        backend = _linear_backend(x, weight, bias, "gelu", approximate=approximate)
+        return _linear_run(backend, x, weight, bias, "gelu", approximate=approximate)
     h = linear(x, weight, bias)
     if approximate == "relu":
         return F.relu(h)
@@ -395,9 +451,11 @@ def dense_add_layer_norm(
     """``LayerNorm(dropout(x @ weight.T + bias) + residual)``: BERT's attention-output and output layers."""
     if use_triton(x):
         return layer_norm(F.linear(x, weight), ln_weight, ln_bias, eps, residual, bias, dropout_p, training)
-    if not (training and dropout_p > 0) and _cpu_fast_path(x, weight) and residual.dtype == x.dtype:
-        h = torch.ops.mkldnn._linear_pointwise.binary(x, residual, _onednn_weight(weight), bias, "add")
-        return F.layer_norm(h, (h.shape[-1],), ln_weight, ln_bias, eps)
+    if not (training and dropout_p > 0) and residual.dtype == x.dtype:
+        backend = _linear_backend(x, weight, bias, "add", residual)
+        if backend != "torch":
+            h = _linear_run(backend, x, weight, bias, "add", residual)
+            return F.layer_norm(h, (h.shape[-1],), ln_weight, ln_bias, eps)
     h = F.linear(x, weight, bias)
     return layer_norm(h, ln_weight, ln_bias, eps, residual, None, dropout_p, training)
 
@@ -424,7 +482,9 @@ def attention(
     head_dim = q.shape[-1]
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(head_dim)
     p = dropout_p if training else 0.0
-    if p == 0.0 and _cpu_attention_usable(q, k, v):
+    if p == 0.0 and _cpu_attention_usable(q, k, v) and _cpu_attention_wins(
+        q, k, v, packing, scale, lambda: attention_torch(q, k, v, packing, scale)
+    ):
         return _cpu_attention(q, k, v, packing, scale)
     if use_triton(q):
         from fastbert.kernels.attention import attention as attn_kernel
@@ -450,8 +510,16 @@ def qkv_attention(
         return attention(q, k, v, packing, softmax_scale, dropout_p, training)
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(qkv.shape[-1])
     p = dropout_p if training else 0.0
-    if p == 0.0 and _cpu_attention_usable(q, k, v):
+    if p == 0.0 and _cpu_attention_usable(q, k, v) and _cpu_attention_wins(
+        q, k, v, packing, scale, lambda: _qkv_attention_torch(qkv, packing, scale, 0.0)
+    ):
         return _cpu_attention(q, k, v, packing, scale)
+    return _qkv_attention_torch(qkv, packing, scale, p)
+
+
+def _qkv_attention_torch(qkv: torch.Tensor, packing: Packing, scale: float, p: float) -> torch.Tensor:
+    """The torch path of ``qkv_attention`` for a padded packing: one copy into a padded buffer, SDPA with a
+    key mask, the real rows gathered back."""
     batch, width = packing.batch, packing.max_seqlen
     dest, mask, row, col = _padded_layout(packing)
     if torch.is_grad_enabled() and qkv.requires_grad:
@@ -468,20 +536,20 @@ def qkv_attention(
     return out.transpose(1, 2)[row, col]
 
 
-# On CPU, fp32 inference attention goes to fastbert's own kernel (csrc/cpu/attention.cpp): it reads the packed
-# rows in place, one (sequence, head) per task, so there is no padded copy, no mask and no scatter back, and
-# it beats torch's SDPA on BERT's short sequences and narrow heads. FASTBERT_CPU_ATTENTION=0 opts out; the
-# torch path below stays for gradients, dropout, other dtypes, torch.compile and force_backend("torch").
+# On CPU, fp32 inference attention can go to fastbert's own kernel (csrc/cpu/attention.cpp): it reads the
+# packed rows in place, one (sequence, head) per task, so there is no padded copy, no mask and no scatter back.
+# Whether it or torch's SDPA is faster is measured per machine and shape class (fastbert.dispatch);
+# FASTBERT_CPU_ATTENTION=kernel|sdpa forces one. The torch path stays for gradients, dropout, other dtypes,
+# torch.compile and force_backend("torch").
 
 
 def _cpu_kernels():
+    """The compiled kernel module, or None where it was not built."""
     if "mod" not in _cpu_kernel_state:
-        mod = None
-        if os.environ.get("FASTBERT_CPU_ATTENTION", "1") != "0":
-            try:
-                from fastbert import _cpu_kernels as mod
-            except ImportError:  # the extension was not built
-                mod = None
+        try:
+            from fastbert import _cpu_kernels as mod
+        except ImportError:  # the extension was not built
+            mod = None
         _cpu_kernel_state["mod"] = mod
     return _cpu_kernel_state["mod"]
 
@@ -492,25 +560,31 @@ _cpu_kernel_state: dict = {}
 def cpu_isa() -> str:
     """The build of the CPU attention kernel in use: ``FASTBERT_CPU_ISA`` (avx512, avx2 or baseline) when set,
     else the best one this CPU runs."""
-    isa = _cpu_kernel_state.get("isa")
-    if isa is None:
-        builds = _cpu_kernels().builds()
-        forced = os.environ.get("FASTBERT_CPU_ISA", "")
-        if forced:
-            names = [name for name, _ in builds]
-            if forced not in names:
-                raise ValueError(f"FASTBERT_CPU_ISA={forced!r}: the CPU attention kernel has builds {names}")
-            if not dict(builds)[forced]:
-                raise ValueError(f"FASTBERT_CPU_ISA={forced!r}: this CPU lacks the instructions that build needs")
-            isa = forced
-        else:
-            isa = next(name for name, runs in builds if runs)
-        _cpu_kernel_state["isa"] = isa
+    forced = os.environ.get("FASTBERT_CPU_ISA", "")
+    known = _cpu_kernel_state.get("isa")
+    if known is not None and known[0] == forced:
+        return known[1]
+    if _cpu_kernels() is None:
+        raise RuntimeError("the C++ extension fastbert._cpu_kernels was not built")
+    builds = _cpu_kernels().builds()
+    if forced:
+        names = [name for name, _ in builds]
+        if forced not in names:
+            raise ValueError(f"FASTBERT_CPU_ISA={forced!r}: the CPU attention kernel has builds {names}")
+        if not dict(builds)[forced]:
+            raise ValueError(f"FASTBERT_CPU_ISA={forced!r}: this CPU lacks the instructions that build needs")
+        isa = forced
+    else:
+        isa = next(name for name, runs in builds if runs)
+    _cpu_kernel_state["isa"] = (forced, isa)
     return isa
+
+
 _NO_SEQUSED = np.zeros(0, dtype=np.int64)
 
 
 def _cpu_attention_usable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether the C++ kernel can take this call (``cpu_attention_declines`` says why not)."""
     return (
         _backend[0] == "auto"  # force_backend("torch") means the torch reference ops
         and q.device.type == "cpu"
@@ -520,6 +594,43 @@ def _cpu_attention_usable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> 
         and not torch.compiler.is_compiling()
         and _cpu_kernels() is not None
     )
+
+
+def cpu_attention_declines(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> list[str]:
+    """Every reason the C++ attention kernel cannot take this call (empty: it can)."""
+    reasons = []
+    if _backend[0] != "auto":
+        reasons.append(f"force_backend({_backend[0]!r}) is active")
+    if q.device.type != "cpu":
+        reasons.append(f"tensors are on {q.device.type}, not the CPU")
+    if not q.dtype == k.dtype == v.dtype == torch.float32:
+        reasons.append(f"dtype {q.dtype}: the kernel is fp32 only")
+    if not q.stride(-1) == k.stride(-1) == v.stride(-1) == 1:
+        reasons.append("head_dim is not contiguous")
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        reasons.append("gradients are needed: the kernel has no backward")
+    if dropout_p > 0:
+        reasons.append("attention dropout is on")
+    if torch.compiler.is_compiling():
+        reasons.append("torch.compile is tracing")
+    if _cpu_kernels() is None:
+        reasons.append("the C++ extension fastbert._cpu_kernels was not built")
+    if dispatch.forced("attention") == "sdpa":
+        reasons.append("FASTBERT_CPU_ATTENTION forces sdpa")
+    return reasons
+
+
+def _cpu_attention_wins(q, k, v, packing: Packing, scale: float, torch_path) -> bool:
+    """For a call the kernel can take: whether it runs it, forced or measured faster than ``torch_path`` on
+    this call's shape class."""
+    mode = dispatch.forced("attention")
+    if mode != "auto":
+        return mode == "kernel"
+    isa = cpu_isa()
+    shape_class = (f"{q.shape[1]}x{q.shape[2]} keys{dispatch.length_bucket(packing.max_seqlen)} "
+                   f"{'full' if packing.identity else 'ragged'} {torch.get_num_threads()}t {isa}")
+    candidates = {"sdpa": torch_path, "kernel": lambda: _cpu_attention(q, k, v, packing, scale)}
+    return dispatch.choose("attention", shape_class, candidates, isa) == "kernel"
 
 
 def _cpu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, scale: float):

@@ -7,6 +7,16 @@ from fastbert import ops
 
 kernels = pytest.importorskip("fastbert._cpu_kernels", reason="the C++ CPU kernels were not built")
 BEST = next(name for name, runs in kernels.builds() if runs)
+RUNNABLE = [name for name, runs in kernels.builds() if runs]  # every build this CPU can run, forced in turn
+
+
+@pytest.fixture(params=RUNNABLE)
+def isa(request, monkeypatch):
+    """Each build of the kernel (FASTBERT_CPU_ISA), with the kernel forced over the measured dispatch."""
+    monkeypatch.setenv("FASTBERT_CPU_ISA", request.param)
+    monkeypatch.setenv("FASTBERT_CPU_ATTENTION", "kernel")
+    assert ops.cpu_isa() == request.param
+    return request.param
 
 
 def _reference(q, k, v, packing, scale):
@@ -44,8 +54,8 @@ def _qkv(total, heads, dim, seed, layout="packed"):
 
 
 @pytest.mark.parametrize("query_only", ["none", "first", "all"])
-@pytest.mark.parametrize("head_dim", [7, 16, 32, 40, 64, 128])
-def test_matches_reference_on_every_packing(query_only, head_dim):
+@pytest.mark.parametrize("head_dim", [7, 8, 16, 24, 32, 40, 64, 128])
+def test_matches_reference_on_every_packing(query_only, head_dim, isa):
     for n, mask in enumerate(_masks()):
         packing = ops.build_packing(mask, query_only)
         q, k, v = _qkv(packing.total, 3, head_dim, seed=n, layout="packed" if n % 2 else "heads")
@@ -57,8 +67,8 @@ def test_matches_reference_on_every_packing(query_only, head_dim):
         torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("lengths", [[1], [1, 1, 2], [300, 17, 65], [700]])
-def test_long_and_one_token_sequences(lengths):
+@pytest.mark.parametrize("lengths", [[1], [1, 1, 2], [300, 17, 65], [700], [8, 9, 16, 17, 4], [127, 128, 129]])
+def test_long_and_one_token_sequences(lengths, isa):
     # sequences longer than 64 rows are split into query blocks across tasks
     packing = ops.packing_from_lengths(lengths)
     q, k, v = _qkv(packing.total, 2, 32, seed=5)
@@ -67,7 +77,7 @@ def test_long_and_one_token_sequences(lengths):
     torch.testing.assert_close(got.double(), _reference(q, k, v, packing, 32**-0.5), rtol=1e-5, atol=1e-5)
 
 
-def test_thread_count_does_not_change_the_result(monkeypatch):
+def test_thread_count_does_not_change_the_result(monkeypatch, isa):
     packing = ops.packing_from_lengths([33, 5, 120, 64])
     q, k, v = _qkv(packing.total, 4, 64, seed=6)
     outs = []
@@ -81,6 +91,7 @@ def test_thread_count_does_not_change_the_result(monkeypatch):
 def test_model_inference_uses_the_kernel_and_training_does_not(monkeypatch):
     from fastbert import BertConfig, BertModel
 
+    monkeypatch.setenv("FASTBERT_CPU_ATTENTION", "kernel")  # not left to the calibration: this tests the wiring
     calls = []
     real = ops._cpu_attention
     monkeypatch.setattr(ops, "_cpu_attention", lambda *a: calls.append(1) or real(*a))
@@ -138,3 +149,31 @@ def test_kernel_is_a_named_row_under_the_profiler():
     with torch.no_grad(), profile() as prof:
         ops.attention(q, k, v, packing)
     assert any(e.key == "fastbert::cpu_attention" for e in prof.key_averages())
+
+
+def test_unknown_or_unrunnable_build_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("FASTBERT_CPU_ISA", "avx1024")
+    with pytest.raises(ValueError, match="FASTBERT_CPU_ISA='avx1024'"):
+        ops.cpu_isa()
+    q = torch.randn(4, 1, 8)
+    with pytest.raises(ValueError, match="no CPU attention build named 'avx1024'"):
+        kernels.attention_varlen(q.numpy(), q.numpy(), q.numpy(), torch.empty(4, 1, 8).numpy(),
+                                 torch.tensor([0, 4]).numpy(), torch.zeros(0, dtype=torch.int64).numpy(), 1.0, 1,
+                                 "avx1024")
+
+
+def test_inner_loops_keep_their_accumulators_in_registers():
+    """The FMA loops of every build touch no stack slot with a vector register: the blocking fits the
+    register file (16 ymm for AVX2, 32 zmm for AVX-512), so nothing spills (benchmarks/check_cpu_kernel_asm.py
+    prints the loops)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if shutil.which("objdump") is None or not BEST.startswith("avx"):
+        pytest.skip("needs objdump and an x86-64 build")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "check_cpu_kernel_asm.py"
+    run = subprocess.run([sys.executable, str(script), kernels.__file__], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "avx2" in run.stdout and "avx512" in run.stdout

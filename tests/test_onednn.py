@@ -11,6 +11,12 @@ from fastbert import ops
 pytestmark = pytest.mark.skipif(not ops._onednn_usable(), reason="oneDNN fused linear is not usable here")
 
 
+@pytest.fixture(autouse=True)
+def _onednn_forced(monkeypatch):
+    """These tests check the oneDNN path itself, so it is forced rather than left to the measured dispatch."""
+    monkeypatch.setenv("FASTBERT_CPU_LINEAR", "onednn-packed")
+
+
 def _weights(out_features=48, in_features=40, seed=0, frozen=True):
     g = torch.Generator().manual_seed(seed)
     w = torch.nn.Parameter(torch.randn(out_features, in_features, generator=g) / in_features**0.5)

@@ -45,6 +45,7 @@ namespace {
 
 // ------------------------------------------------------------------------------------------- the kernel
 #define FASTBERT_INLINE static inline __attribute__((always_inline))
+#define FASTBERT_NOINLINE static __attribute__((noinline))
 // the vector helpers are always inlined into each build, so their by-value vector ABI never crosses a call
 #pragma GCC diagnostic ignored "-Wpsabi"
 
