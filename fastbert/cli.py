@@ -12,6 +12,7 @@ import sys
 COMMANDS = {
     "bench": ("fastbert.bench", "compare fastbert with transformers: parity and speed, side by side"),
     "profile": ("fastbert.profile", "per-kernel time, FLOPs, bytes and roofline share of a model step"),
+    "doctor": ("fastbert.doctor", "this machine's CPU, the kernel builds, and which CPU path fastbert takes and why"),
     "kernels": ("fastbert.kernels.aot", "ahead-of-time compile report of the Triton kernels (no GPU needed)"),
     "encode": ("fastbert.encoder", "embed one text per line into .npy or .jsonl"),
     "pretrain": ("fastbert.train_cli", "MLM+NSP pretraining from text files"),

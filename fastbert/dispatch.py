@@ -191,7 +191,13 @@ def measure(candidates: dict[str, Callable[[], object]], budget_s: float = BUDGE
             candidates[name]()
             samples[name].append(time.perf_counter() - t0)
         rounds += 1
+    _last_spread.clear()
+    _last_spread.update({name: max(s) / min(s) for name, s in samples.items() if min(s) > 0})
     return {name: statistics.median(s) for name, s in samples.items()}
+
+
+_last_spread: dict[str, float] = {}  # slowest / fastest round of each candidate in the last measurement
+NOISY = 3.0  # a candidate whose slowest round took this many times its fastest was disturbed (another process)
 
 
 def choose(op: str, shape_class: str, candidates: dict[str, Callable[[], object]], table_key: str) -> str:
@@ -215,9 +221,14 @@ def choose(op: str, shape_class: str, candidates: dict[str, Callable[[], object]
             raise RuntimeError(f"every backend failed for {op} on {shape_class}")
         choice = min(times, key=times.get)
         others = ", ".join(f"{n} {times[n] / times[choice]:.2f}x slower" for n in times if n != choice)
-        decision = Decision(op, shape_class, choice, f"measured here: fastest ({others or 'alone'})", times)
-        _load_disk()[disk_key] = {"choice": choice, "times": times}
-        _save_disk()
+        reason = f"measured here: fastest ({others or 'alone'})"
+        noisy = [n for n, spread in _last_spread.items() if spread > NOISY]
+        if noisy:  # the machine was busy: use it for this process, measure again in the next one
+            reason += f"; not cached, rounds of {', '.join(noisy)} varied over {NOISY:g}x (a busy machine)"
+        else:
+            _load_disk()[disk_key] = {"choice": choice, "times": times}
+            _save_disk()
+        decision = Decision(op, shape_class, choice, reason, times)
     else:
         choice = TABLE.get(op, {}).get(table_key)
         if choice in candidates:

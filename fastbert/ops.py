@@ -344,6 +344,28 @@ def _onednn_weight(weight: torch.Tensor) -> torch.Tensor:
     return entry[1]
 
 
+def linear_declines(x: torch.Tensor, weight: torch.Tensor) -> list[str]:
+    """Every reason the oneDNN GEMM cannot take this call (empty: it can), and why its kept layout cannot."""
+    reasons = []
+    if x.device.type != "cpu":
+        reasons.append(f"tensors are on {x.device.type}, not the CPU")
+    if not x.dtype == weight.dtype == torch.float32:
+        reasons.append(f"dtype {x.dtype}/{weight.dtype}: the oneDNN path is fp32 only")
+    if x.dim() != 2:
+        reasons.append("input is not 2-D (packed rows)")
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        reasons.append("gradients are needed: the fused oneDNN op has no backward")
+    if torch.compiler.is_compiling():
+        reasons.append("torch.compile is tracing (inductor picks its own GEMMs)")
+    if not _onednn_usable():
+        reasons.append("oneDNN is off (FASTBERT_ONEDNN=0), missing, or failed its self-check against F.linear")
+    if dispatch.forced("linear") == "torch":
+        reasons.append("FASTBERT_CPU_LINEAR forces torch")
+    if not reasons and not _packable(weight):
+        reasons.append("(kept layout only) the weight is trainable or an inference tensor: oneDNN reorders it per call")
+    return reasons
+
+
 def _cpu_fast_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (
         x.device.type == "cpu"
