@@ -345,17 +345,21 @@ def machine_info(device: str) -> dict:
         pass
     if torch.device(device).type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    else:  # what the CPU figures depend on: its instruction sets, the builds and caps in use
+        from fastbert import dispatch, ops
+
+        cpu = dispatch.cpu_info()
+        info["cpu_flags"] = cpu["flags"]
+        info["torch_capability"] = cpu["torch_capability"]
+        info["caps"] = cpu["caps"]
+        info["kernel_build"] = ops.cpu_isa() if ops._cpu_kernels() is not None else "not built"
     return info
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from fastbert.dispatch import cpu_info
+
+    return cpu_info()["model"]
 
 
 def benchmark(opts: Options, progress=None) -> dict:
@@ -468,6 +472,12 @@ def markdown(result: dict) -> str:
         f"Speedup = median over rounds of {meta['baseline']} time / provider time. "
         "Parity = max abs error vs transformers eager in fp32 (hidden states; gradients for train; ids for "
         "tokenize).",
+    ]
+    if "cpu_flags" in meta:
+        lines += ["", f"CPU instruction sets: {' '.join(meta['cpu_flags'])}; torch CPU capability "
+                      f"{meta['torch_capability']}; fastbert attention kernel build {meta['kernel_build']}"
+                      + (f"; caps {meta['caps']}" if meta["caps"] else "") + "."]
+    lines += [
         "",
         "| case | provider | median ms | IQR | tokens/s | speedup | parity | note |",
         "|---|---|---:|---:|---:|---:|---:|---|",
