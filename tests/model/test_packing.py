@@ -2,23 +2,14 @@
 
 import pytest
 import torch
+from masks import all_masks
 
 from fastbert import ops
 
 
-def _masks():
-    g = torch.Generator().manual_seed(0)
-    yield torch.ones(3, 5, dtype=torch.long)  # no padding: identity
-    yield torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 1, 0, 1]])  # right, left, holes
-    for _ in range(5):
-        m = (torch.rand(4, 9, generator=g) < 0.6).long()
-        m[:, 4] = 1  # every row keeps a real token
-        yield m
-
-
 @pytest.mark.parametrize("query_only", ["none", "first", "all"])
 def test_layout(query_only):
-    for mask in _masks():
+    for _, mask in all_masks():
         batch, seqlen = mask.shape
         p = ops.build_packing(mask, query_only)
         lengths = mask.sum(1)

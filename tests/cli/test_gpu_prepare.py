@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from fastbert import bench
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_prepare_writes_an_fp16_copy_under_the_carry_limit(tmp_path, monkeypatch, minilm_dir):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers
+from masks import MODES, padding_mask
 
 import fastbert
 
@@ -119,10 +120,13 @@ def test_every_head_matches_transformers(tmp_path, name, fmt):
         assert b.loss is not None and torch.isfinite(b.loss)
 
 
-def test_minilm_checkpoint_matches_transformers(minilm_dir):
+@pytest.mark.parametrize("mode", ["mixed", *MODES])
+def test_minilm_checkpoint_matches_transformers(minilm_dir, mode):
     hf = transformers.BertModel.from_pretrained(minilm_dir, attn_implementation="sdpa").eval()
     fb = fastbert.BertModel.from_pretrained(minilm_dir)
     ids, tt, mask = _batch(batch=5, seqlen=40, vocab=30522, types=2)
+    if mode != "mixed":  # the shared generator's masks (tests/masks.py); "mixed": right, left, holes in one batch
+        mask = padding_mask(5, 40, mode, seed=1)
     ids[:, 0] = 101
     position_ids = torch.arange(40).flip(0)[None, :].expand(5, 40)  # explicit positions are honoured
     for extra in ({}, {"position_ids": position_ids}):

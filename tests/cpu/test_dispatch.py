@@ -9,7 +9,7 @@ import torch
 
 from fastbert import dispatch, ops
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from fastbert.cli import main as fastbert_main
 from fastbert.weights import SAFE_WEIGHTS
 
-DATA = Path(__file__).parent / "data" / "training" / "langid.jsonl"
+DATA = Path(__file__).resolve().parents[1] / "data" / "training" / "langid.jsonl"
 
 
 def test_finetune_minilm_language_id_reaches_stated_accuracy(tmp_path, minilm_dir):
