@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fastbert import dispatch, ops
+from fastbert.packing import packing_from_lengths
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
@@ -40,7 +41,7 @@ def _fake_measure(monkeypatch, times: dict):
 
 
 def _attention_call():
-    packing = ops.packing_from_lengths([9, 20, 5])
+    packing = packing_from_lengths([9, 20, 5])
     q, k, v = torch.randn(packing.total, 3, 2, 16).unbind(1)
     return q, k, v, packing
 
