@@ -369,11 +369,10 @@ def attention(
     head_dim = q.shape[-1]
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(head_dim)
     p = dropout_p if training else 0.0
-    if p == 0.0 and _cpu_attention_usable(q, k, v) and _cpu_attention_wins(
-        q, k, v, packing, scale, lambda: attention_torch(q, k, v, packing, scale)
-    ):
+    backend = attention_backend(q, k, v, packing, scale, p, lambda: attention_torch(q, k, v, packing, scale))
+    if backend == "kernel":
         return _cpu_attention(q, k, v, packing, scale)
-    if use_triton(q):
+    if backend == "triton":
         from fastbert.kernels.attention import attention as attn_kernel
 
         with _device_guard(q):
@@ -397,11 +396,20 @@ def qkv_attention(
         return attention(q, k, v, packing, softmax_scale, dropout_p, training)
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(qkv.shape[-1])
     p = dropout_p if training else 0.0
-    if p == 0.0 and _cpu_attention_usable(q, k, v) and _cpu_attention_wins(
-        q, k, v, packing, scale, lambda: _sdpa_padded(qkv, packing, scale, 0.0)
-    ):
+    if attention_backend(q, k, v, packing, scale, p, lambda: _sdpa_padded(qkv, packing, scale, 0.0)) == "kernel":
         return _cpu_attention(q, k, v, packing, scale)
     return _sdpa_padded(qkv, packing, scale, p)
+
+
+def attention_backend(q, k, v, packing: Packing, scale: float, dropout_p: float, torch_path) -> str:
+    """Which backend runs an attention call: ``"kernel"`` (fastbert's C++ CPU kernel, where it can take the
+    call and is forced or measured faster than ``torch_path``, the SDPA path of the call), ``"triton"`` (CUDA
+    tensors, or forced) or ``"sdpa"`` (torch)."""
+    if dropout_p == 0.0 and _cpu_attention_usable(q, k, v) and _cpu_attention_wins(
+        q, k, v, packing, scale, torch_path
+    ):
+        return "kernel"
+    return "triton" if use_triton(q) else "sdpa"
 
 
 def _sdpa_padded(qkv: torch.Tensor, packing: Packing, scale: float, p: float) -> torch.Tensor:
