@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from fastbert import ops
+from fastbert.packing import packing_from_lengths
 
 
 def cases(seed: int = 0):
@@ -65,7 +66,7 @@ def _sdpa_exact(qkv, lengths, scale):
 
 
 def run_case(lengths, heads, dim, rounds):
-    packing = ops.packing_from_lengths(lengths)
+    packing = packing_from_lengths(lengths)
     qkv = torch.randn(packing.total, 3, heads, dim)
     q, k, v = qkv.unbind(1)
     scale = dim**-0.5

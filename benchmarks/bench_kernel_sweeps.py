@@ -1,6 +1,6 @@
 """Per-kernel sweeps in the style of ``triton.testing.perf_report``: fastbert's Triton kernels against the
 torch ops they replace, over sizes, with FLOPs and bytes counted so results read as TFLOP/s and GB/s and as a
-share of the device's measured roof (``fastbert.profile.device_roof``). CUDA only.
+share of the device's measured roof (``fastbert.bench.profile.device_roof``). CUDA only.
 
     python benchmarks/bench_kernel_sweeps.py [--out DIR]
 """
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         return 0
     import triton.testing
 
-    from fastbert.profile import device_roof
+    from fastbert.bench.profile import device_roof
 
     roof = device_roof(torch.device("cuda"), torch.float16)
     results = []

@@ -1,7 +1,7 @@
 """Tokenizer throughput: fastbert.BertTokenizer vs the `tokenizers` library's encode_batch, same texts.
 
 Texts: the multilingual test corpus (tests/data/tokenizer/corpus.txt: short lines in 61 languages, CJK
-included; --corpus english: the Debian FAQ of benchmarks/data), in two shapes, each its own table:
+included; --corpus english: the Debian FAQ in fastbert/bench/data), in two shapes, each its own table:
   docs     lines joined into ~600-character documents, repeated to --mb MB
   lines    the lines as they are (most under 100 bytes), repeated to --lines lines: per-text overhead
 Rows:
@@ -27,7 +27,7 @@ import fastbert.tokenizer as ft
 
 CORPORA = {
     "multilingual": ("..", "tests", "data", "tokenizer", "corpus.txt"),
-    "english": ("data", "debian_faq.txt"),
+    "english": ("..", "fastbert", "bench", "data", "debian_faq.txt"),
 }
 
 

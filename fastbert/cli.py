@@ -11,7 +11,7 @@ import sys
 
 COMMANDS = {
     "bench": ("fastbert.bench", "compare fastbert with transformers: parity and speed, side by side"),
-    "profile": ("fastbert.profile", "per-kernel time, FLOPs, bytes and roofline share of a model step"),
+    "profile": ("fastbert.bench.profile", "per-kernel time, FLOPs, bytes and roofline share of a model step"),
     "doctor": ("fastbert.doctor", "this machine's CPU, the kernel builds, and which CPU path fastbert takes and why"),
     "kernels": ("fastbert.kernels.aot", "ahead-of-time compile report of the Triton kernels (no GPU needed)"),
     "encode": ("fastbert.encoder", "embed one text per line into .npy or .jsonl"),
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         mod = importlib.import_module(args._module)
     except ImportError as e:
-        print(f"fastbert {args.command}: not available ({e})", file=sys.stderr)
+        hint = " (pip install 'fastbert[bench]')" if args._module.startswith("fastbert.bench") else ""
+        print(f"fastbert {args.command}: not available ({e}){hint}", file=sys.stderr)
         return 2
     runner = getattr(mod, f"run_{args.command}", None) or mod.run
     return int(runner(args) or 0)

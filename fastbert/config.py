@@ -54,6 +54,15 @@ class ConfigError(ValueError):
     """A config.json that cannot describe a BERT model fastbert runs."""
 
 
+def read_json(path: str | os.PathLike):
+    """A JSON file's contents; a malformed file is a ValueError that names it."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"malformed JSON in {path}: {e}") from None
+
+
 class BertConfig:
     """BERT hyper-parameters, attribute access like ``transformers.BertConfig``.
 
@@ -103,10 +112,6 @@ class BertConfig:
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
-
-    @property
-    def gelu_approximate(self) -> str | None:
-        return ACTIVATIONS[self.hidden_act]
 
     def validate(self) -> None:
         for name in (

@@ -35,7 +35,7 @@ def _model(args):
         return BertModel(BertConfig(vocab_size=30522), add_pooling_layer=True), "random bert-base shape"
     path = args.model
     if path is None:
-        from fastbert.bench import default_model
+        from fastbert.resources import default_model
 
         path = default_model()
     return BertModel.from_pretrained(path), path

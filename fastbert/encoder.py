@@ -23,25 +23,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastbert.config import read_json
+from fastbert.packing import packed_positions, packing_from_lengths
+from fastbert.resources import load_tokenizer
+
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len")
 # texts are tokenized and sorted by length this many batches at a time
 SORT_CHUNK_BATCHES = 64
 
 
-def load_tokenizer(directory: str | Path):
-    """fastbert's C++ tokenizer when it is built, else transformers' ``BertTokenizerFast``."""
-    try:
-        from fastbert.tokenizer import BertTokenizer
-
-        return BertTokenizer.from_pretrained(str(directory))
-    except Exception:  # not built yet, or this checkpoint's tokenizer is not supported by it
-        from transformers import BertTokenizerFast
-
-        return BertTokenizerFast.from_pretrained(str(directory))
-
-
 def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    """A sentence-transformers settings file, or {} where the checkpoint has none."""
+    return read_json(path) if path.is_file() else {}
 
 
 def read_st_layout(directory: Path) -> tuple[str, bool, int | None]:
@@ -189,7 +182,7 @@ class SentenceEncoder:
 
         Texts are tokenized a chunk of ``batch_size * SORT_CHUNK_BATCHES`` at a time (memory stays bounded on
         large inputs) and sorted by token count inside the chunk, longest first, as sentence-transformers
-        sorts by length. A batch is packed end to end with no padding (``ops.packing_from_lengths``)."""
+        sorts by length. A batch is packed end to end with no padding (``packing_from_lengths``)."""
         if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         chunk = batch_size * SORT_CHUNK_BATCHES
@@ -216,12 +209,9 @@ class SentenceEncoder:
     def _embed(self, ids: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """Pooled embeddings of texts whose token ids lie end to end in ``ids``: the packed last hidden state
         (no scatter to a padded shape, no pooler); all-zero token types, positions from 0 in each text."""
-        from fastbert import ops
 
-        model = self.model
-        packing = ops.packing_from_lengths(lengths, self.device)
-        x = model.embeddings(ids.to(self.device), ops.packed_positions(packing), None)
-        x = model.run_layers(x, packing)[-1]
+        packing = packing_from_lengths(lengths, self.device)
+        x = self.model.forward_packed(packing, ids.to(self.device), packed_positions(packing))[-1]
         return pool_packed(x, packing.cu_seqlens, self.pooling)
 
 
@@ -247,7 +237,7 @@ def run(args) -> int:
     with stream:
         texts = [line.rstrip("\r\n") for line in stream]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    from fastbert.bench import default_model
+    from fastbert.resources import default_model
 
     encoder = SentenceEncoder.from_pretrained(args.model or default_model(), device=device)
     emb = encoder.encode(

@@ -1,6 +1,6 @@
 """BERT models, drop-in for transformers' ``Bert*`` classes, computed padding-free.
 
-The real tokens of a batch are packed once (``ops.build_packing``), every layer runs on the packed
+The real tokens of a batch are packed once (``build_packing``), every layer runs on the packed
 ``(tokens, hidden)`` tensor, and outputs are scattered back to the padded shape at the end. Position ids are the
 original column positions, so left padding and masks with holes give transformers' numbers. Every numeric op
 goes through ``fastbert.ops``, which picks the Triton kernels for CUDA tensors and torch otherwise.
@@ -33,6 +33,7 @@ from fastbert.outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from fastbert.packing import Packing, QueryOnly, build_packing, pack, packed_positions, unpack
 
 _INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 IGNORE_INDEX = -100
@@ -114,7 +115,7 @@ class BertLayer(nn.Module):
         self.attn_p = config.attention_probs_dropout_prob
         self.act = _activation(config)
 
-    def forward(self, x: torch.Tensor, packing: ops.Packing) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         total = x.shape[0]
         qkv_lin = self.attention.self.qkv
         qkv = ops.linear(x, qkv_lin.weight, qkv_lin.bias).view(total, 3, self.heads, self.head_dim)
@@ -286,12 +287,11 @@ class BertPreTrainedModel(nn.Module):
         weights.save_state_dict(weights.fastbert_to_hf(self.state_dict()), directory, safe=safe_serialization)
 
     # -- shared forward machinery
-    def _run_bert(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                  output_hidden_states, query_only):
-        bert = self._bert()
-        return bert._encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, query_only
-        )
+    def _run_bert(self, query_only: QueryOnly, output_hidden_states: bool, **inputs):
+        """Every head's call into the packed forward: ``inputs`` are the padded forward arguments
+        (``input_ids``, ``attention_mask``, ...); returns ``(packed last hidden state, Packing, padded hidden
+        states or None)``."""
+        return self._bert().forward_padded(query_only, output_hidden_states, **inputs)
 
     def _flags(self, output_attentions, output_hidden_states, return_dict, head_mask=None):
         if output_attentions:
@@ -308,15 +308,15 @@ class BertPreTrainedModel(nn.Module):
         return output_hidden_states, return_dict
 
 
-def _query_only(uses_pooler: bool, attention_mask, *labels) -> str:
+def _query_only(uses_pooler: bool, attention_mask, *labels) -> QueryOnly:
     """Which padding positions must still be computed: all of them if a label points at one (transformers'
     loss reads them), else column 0 for the pooler, else none."""
     if attention_mask is not None:
         pad = attention_mask == 0
         for lab in labels:
             if lab is not None and lab.shape == attention_mask.shape and bool(((lab != IGNORE_INDEX) & pad).any()):
-                return "all"
-    return "first" if uses_pooler else "none"
+                return QueryOnly.ALL
+    return QueryOnly.FIRST if uses_pooler else QueryOnly.NONE
 
 
 def _finish(return_dict: bool, output):
@@ -349,58 +349,67 @@ class BertModel(BertPreTrainedModel):
     ):
         output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
                                                         head_mask)
-        x, packing, hidden = self._encode(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
-            "first" if self.pooler is not None else "none",
+        x, packing, hidden = self.forward_padded(
+            QueryOnly.FIRST if self.pooler is not None else QueryOnly.NONE, output_hidden_states,
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+            position_ids=position_ids, inputs_embeds=inputs_embeds,
         )
         pooled = self.pool(x, packing) if self.pooler is not None else None
-        return _finish(return_dict, BaseModelOutputWithPooling(ops.unpack(x, packing), pooled, hidden))
+        return _finish(return_dict, BaseModelOutputWithPooling(unpack(x, packing), pooled, hidden))
 
-    def pool(self, x: torch.Tensor, packing: ops.Packing) -> torch.Tensor:
+    def pool(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
         """The pooler on each sequence's column-0 token of the packed hidden state ``x``."""
         return self.pooler(x.index_select(0, packing.first_token))
 
     # -- the padding-free encoder
-    def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                output_hidden_states, query_only):
-        """Returns the packed last hidden state, its ``Packing``, and the padded hidden states if asked."""
+    def forward_padded(self, query_only: QueryOnly, output_hidden_states: bool, input_ids=None,
+                       attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
+        """Padded inputs in, packed out: validation and packing (``prepare_inputs``), then ``forward_packed``.
+        Returns the packed last hidden state, its ``Packing``, and the padded hidden states if asked."""
         packing, inputs = self.prepare_inputs(input_ids, attention_mask, token_type_ids, position_ids,
                                               inputs_embeds, query_only)
-        x = self.embeddings(*inputs)
-        layers = self.run_layers(x, packing, output_hidden_states)
-        hidden_states = tuple(ops.unpack(h, packing) for h in layers) if output_hidden_states else None
+        layers = self.forward_packed(packing, *inputs, all_layers=output_hidden_states)
+        hidden_states = tuple(unpack(h, packing) for h in layers) if output_hidden_states else None
         return layers[-1], packing, hidden_states
 
-    def prepare_inputs(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                       inputs_embeds=None, query_only: str = "none"):
-        """Validation and packing: the part of a forward that reads values back to the host. Returns the
-        ``Packing`` and the packed ``(ids, positions, token types, embeds)`` for ``self.embeddings``.
+    def forward_packed(self, packing: Packing, ids=None, positions=None, token_types=None, embeds=None,
+                       all_layers: bool = False) -> list[torch.Tensor]:
+        """The one packed forward that every path runs (``forward``, every head, ``SentenceEncoder``, the
+        CUDA-graph body): embeddings, then every layer, on packed rows. ``ids``, ``positions``,
+        ``token_types`` are ``(total,)`` (``token_types`` None: all zero), or ``embeds`` ``(total, hidden)``
+        replaces the word lookup. Returns ``[last]``, or ``[embeddings, layer 1, ...]`` with ``all_layers``."""
+        return self.run_layers(self.embeddings(ids, positions, token_types, embeds), packing, all_layers)
 
-        What follows it (``embeddings``, ``run_layers``, ``ops.unpack``) only launches device work on fixed
-        shapes, which is what a CUDA graph can capture (``fastbert.bench.cuda_graph_fn``)."""
+    def prepare_inputs(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                       inputs_embeds=None, query_only: QueryOnly = QueryOnly.NONE):
+        """Validation and packing: the part of a forward that reads values back to the host. Returns the
+        ``Packing`` and the packed ``(ids, positions, token types, embeds)`` for ``forward_packed``.
+
+        What follows it (``forward_packed``, ``unpack``) only launches device work on fixed shapes, which is
+        what a CUDA graph can capture (``fastbert.bench.cuda_graph_fn``)."""
         if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
             raise RuntimeError(
                 "a fastbert forward cannot be captured in a CUDA graph whole: validation and packing read "
                 "lengths back to the host. Call model.prepare_inputs(...) outside the capture and capture "
-                "model.embeddings(*inputs) + model.run_layers(x, packing) (see fastbert.bench.cuda_graph_fn)"
+                "model.forward_packed(packing, *inputs) (see fastbert.bench.cuda_graph_fn)"
             )
         batch, seqlen = _check_inputs(self.config, self.device, input_ids, attention_mask, token_type_ids,
                                       position_ids, inputs_embeds)
         device = self.device
         if attention_mask is None:
             attention_mask = torch.ones(batch, seqlen, dtype=torch.int64, device=device)
-        packing = ops.build_packing(attention_mask, query_only)
+        packing = build_packing(attention_mask, query_only)
         if position_ids is None:
-            positions = ops.packed_positions(packing) if not packing.identity else \
+            positions = packed_positions(packing) if not packing.identity else \
                 torch.arange(seqlen, device=device).repeat(batch)
         else:
-            positions = ops.pack(position_ids.expand(batch, seqlen), packing)
-        types = ops.pack(token_type_ids.expand(batch, seqlen), packing) if token_type_ids is not None else None
-        ids = ops.pack(input_ids, packing) if input_ids is not None else None
-        embeds = ops.pack(inputs_embeds, packing) if inputs_embeds is not None else None
+            positions = pack(position_ids.expand(batch, seqlen), packing)
+        types = pack(token_type_ids.expand(batch, seqlen), packing) if token_type_ids is not None else None
+        ids = pack(input_ids, packing) if input_ids is not None else None
+        embeds = pack(inputs_embeds, packing) if inputs_embeds is not None else None
         return packing, (ids, positions, types, embeds)
 
-    def run_layers(self, x: torch.Tensor, packing: ops.Packing, all_layers: bool = False) -> list[torch.Tensor]:
+    def run_layers(self, x: torch.Tensor, packing: Packing, all_layers: bool = False) -> list[torch.Tensor]:
         """The encoder layers on packed ``x``: ``[last]``, or ``[embeddings, layer 1, ...]`` with
         ``all_layers``. Everything data-dependent (validation, packing) happens before this, so
         ``torch.compile(model.run_layers, fullgraph=True)`` traces it in one graph."""
@@ -503,17 +512,18 @@ class BertForPreTraining(BertPreTrainedModel):
         output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
                                                         head_mask)
         x, packing, hidden = self._run_bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
-            _query_only(True, attention_mask, labels),
+            _query_only(True, attention_mask, labels), output_hidden_states, input_ids=input_ids,
+            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
         )
         pooled = self.bert.pool(x, packing)
         logits = self.cls.predictions(x, self.bert.embeddings.word_embeddings.weight)
         nsp = self.cls.seq_relationship(pooled)
         loss = None
         if labels is not None and next_sentence_label is not None:
-            mlm_loss = F.cross_entropy(logits, ops.pack(labels, packing))
+            mlm_loss = F.cross_entropy(logits, pack(labels, packing))
             loss = mlm_loss + F.cross_entropy(nsp.view(-1, 2), next_sentence_label.view(-1))
-        return _finish(return_dict, BertForPreTrainingOutput(loss, ops.unpack(logits, packing), nsp, hidden))
+        return _finish(return_dict, BertForPreTrainingOutput(loss, unpack(logits, packing), nsp, hidden))
 
 
 class BertForMaskedLM(BertPreTrainedModel):
@@ -529,12 +539,13 @@ class BertForMaskedLM(BertPreTrainedModel):
         output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
                                                         head_mask)
         x, packing, hidden = self._run_bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
-            _query_only(False, attention_mask, labels),
+            _query_only(False, attention_mask, labels), output_hidden_states, input_ids=input_ids,
+            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
         )
         logits = self.cls.predictions(x, self.bert.embeddings.word_embeddings.weight)
-        loss = F.cross_entropy(logits, ops.pack(labels, packing)) if labels is not None else None
-        return _finish(return_dict, MaskedLMOutput(loss, ops.unpack(logits, packing), hidden))
+        loss = F.cross_entropy(logits, pack(labels, packing)) if labels is not None else None
+        return _finish(return_dict, MaskedLMOutput(loss, unpack(logits, packing), hidden))
 
 
 class BertForNextSentencePrediction(BertPreTrainedModel):
@@ -550,7 +561,8 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
                                                         head_mask)
         x, packing, hidden = self._run_bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, "first"
+            QueryOnly.FIRST, output_hidden_states, input_ids=input_ids, attention_mask=attention_mask,
+            token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
         )
         logits = self.cls.seq_relationship(self.bert.pool(x, packing))
         loss = F.cross_entropy(logits.view(-1, 2), labels.view(-1)) if labels is not None else None
@@ -599,7 +611,8 @@ class BertForSequenceClassification(_ClassifierDropout, BertPreTrainedModel):
         output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
                                                         head_mask)
         x, packing, hidden = self._run_bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, "first"
+            QueryOnly.FIRST, output_hidden_states, input_ids=input_ids, attention_mask=attention_mask,
+            token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
         )
         pooled = self.bert.pool(x, packing)
         logits = self.classifier(self._drop(pooled))
@@ -631,8 +644,8 @@ class BertForMultipleChoice(_ClassifierDropout, BertPreTrainedModel):
 
         embeds = inputs_embeds.reshape(-1, *inputs_embeds.shape[-2:]) if inputs_embeds is not None else None
         x, packing, hidden = self._run_bert(
-            flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids), embeds,
-            output_hidden_states, "first",
+            QueryOnly.FIRST, output_hidden_states, input_ids=flat(input_ids), attention_mask=flat(attention_mask),
+            token_type_ids=flat(token_type_ids), position_ids=flat(position_ids), inputs_embeds=embeds,
         )
         pooled = self.bert.pool(x, packing)
         logits = self.classifier(self._drop(pooled)).view(-1, choices)
@@ -654,14 +667,15 @@ class BertForTokenClassification(_ClassifierDropout, BertPreTrainedModel):
         output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
                                                         head_mask)
         x, packing, hidden = self._run_bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
-            _query_only(False, attention_mask, labels),
+            _query_only(False, attention_mask, labels), output_hidden_states, input_ids=input_ids,
+            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
         )
         logits = self.classifier(self._drop(x))
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.view(-1, self.num_labels), ops.pack(labels, packing).view(-1))
-        return _finish(return_dict, TokenClassifierOutput(loss, ops.unpack(logits, packing), hidden))
+            loss = F.cross_entropy(logits.view(-1, self.num_labels), pack(labels, packing).view(-1))
+        return _finish(return_dict, TokenClassifierOutput(loss, unpack(logits, packing), hidden))
 
 
 class BertForQuestionAnswering(BertPreTrainedModel):
@@ -679,11 +693,12 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                                                         head_mask)
         with_loss = start_positions is not None and end_positions is not None
         # transformers' QA loss is a softmax over every position, padding included: compute them all then
-        query_only = "all" if with_loss else "none"
+        query_only = QueryOnly.ALL if with_loss else QueryOnly.NONE
         x, packing, hidden = self._run_bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, query_only
+            query_only, output_hidden_states, input_ids=input_ids, attention_mask=attention_mask,
+            token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
         )
-        logits = ops.unpack(self.qa_outputs(x), packing)
+        logits = unpack(self.qa_outputs(x), packing)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
         if with_loss:

@@ -1,8 +1,16 @@
-"""The op seam: the only place that decides between the Triton kernels and the torch reference ops.
+"""The op seam: the only place that decides which backend runs each op.
 
-Every function here takes tensors in the padding-free ("packed") layout the model uses: one row per real
-token, ``cu_seqlens`` marking where each sequence starts. A CUDA tensor goes to the Triton kernels in
-``fastbert.kernels``; a CPU tensor goes to the torch ops below, which are also what the tests compare against.
+Every function here takes tensors in the padding-free ("packed") layout of ``fastbert.packing``: one row per
+real token, ``cu_seqlens`` marking where each sequence starts. The backends:
+
+- CUDA tensors: the Triton kernels in ``fastbert.kernels``;
+- CPU fp32 inference: fastbert's C++ attention kernel or torch's SDPA, oneDNN's fused GEMMs (weight kept in
+  oneDNN's layout or reordered per call) or ``F.linear``, each chosen per shape class by measurement on this
+  machine (``fastbert.dispatch``; ``cpu_attention_declines`` / ``linear_declines`` say why one cannot take a
+  call);
+- anything else (gradients, other dtypes, ``torch.compile``): the torch reference ops below, which are also
+  what the tests compare against.
+
 ``force_backend("triton" | "torch")`` overrides the choice (the kernel tests run the model with the kernels
 forced on under ``TRITON_INTERPRET=1``).
 """
@@ -12,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import weakref
 
 import numpy as np
 import torch
@@ -19,6 +28,7 @@ import torch.nn.functional as F
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from fastbert import dispatch
+from fastbert.packing import Packing, padded_layout
 
 _BACKENDS = ("auto", "torch", "triton")
 # The override is a plain module-level value (not a ContextVar): torch.compile traces a read of it as a guarded
@@ -37,10 +47,6 @@ def force_backend(name: str):
         yield
     finally:
         _backend[0] = previous
-
-
-def current_backend() -> str:
-    return _backend[0]
 
 
 def _triton_available() -> bool:
@@ -77,147 +83,6 @@ def use_triton(t: torch.Tensor) -> bool:
             raise RuntimeError("force_backend('triton') was requested but triton is not installed")
         return True
     return t.is_cuda and _triton_available()
-
-
-# --------------------------------------------------------------------------------------------------------
-# pack / unpack
-# --------------------------------------------------------------------------------------------------------
-
-
-class Packing:
-    """Where the real tokens of a padded ``(batch, seqlen)`` batch live once packed.
-
-    ``indices[i]`` is the flat index (``b * seqlen + t``) of packed token ``i``. Tokens of one sequence are
-    contiguous: sequence ``b`` owns packed rows ``cu_seqlens[b]:cu_seqlens[b+1]``. Its first ``seqused_k[b]``
-    rows are real tokens (queries and keys); rows after them are query-only padding positions, kept where a
-    caller needs the hidden state transformers computes at a padding position (the pooler reads column 0).
-    ``seqused_k`` is None when there is no query-only row. ``identity`` means no padding at all: packing is a
-    reshape.
-    """
-
-    __slots__ = (
-        "indices", "cu_seqlens", "max_seqlen", "seqused_k", "batch", "seqlen", "first_token", "identity", "_layout",
-        "_qkv_buf", "_cu_host",
-    )
-
-    def __init__(self, indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token, identity):
-        self.indices = indices
-        self.cu_seqlens = cu_seqlens
-        self.max_seqlen = max_seqlen
-        self.seqused_k = seqused_k
-        self.batch = batch
-        self.seqlen = seqlen
-        self.first_token = first_token  # packed row of each sequence's column-0 token, (batch,)
-        self.identity = identity
-        self._layout = None  # cached by the torch attention path
-        self._qkv_buf = None  # inference workspace of the torch attention path
-        self._cu_host = None  # cu_seqlens / seqused_k as int64 numpy, for the CPU attention kernel
-
-    @property
-    def total(self) -> int:
-        return int(self.indices.numel())
-
-
-QUERY_ONLY = ("none", "first", "all")
-
-
-def build_packing(attention_mask: torch.Tensor, query_only: str = "first") -> Packing:
-    """Packing for a ``(batch, seqlen)`` 0/1 mask. Raises if a row has no real token.
-
-    ``query_only`` says which padding positions are still computed, as queries that attend to the real
-    tokens only: ``"none"``, ``"first"`` (column 0, for the pooler) or ``"all"`` (every position, the exact
-    transformers output at padding, used where a loss reads padding positions).
-    """
-    if query_only not in QUERY_ONLY:
-        raise ValueError(f"query_only must be one of {QUERY_ONLY}, got {query_only!r}")
-    batch, seqlen = attention_mask.shape
-    device = attention_mask.device
-    mask = attention_mask.bool()
-    lengths = mask.sum(dim=1)
-    if query_only == "first":
-        extra = torch.zeros_like(mask)
-        extra[:, 0] = ~mask[:, 0]
-    elif query_only == "all":
-        extra = ~mask
-    else:
-        extra = None
-    counts = lengths + extra.sum(dim=1) if extra is not None else lengths
-    # everything the host needs, read back with one sync: shortest row, longest packed row, query-only count
-    min_len, max_seqlen, n_extra = torch.stack(
-        [lengths.min(), counts.max(), counts.sum() - lengths.sum()]
-    ).tolist()
-    if min_len == 0:
-        rows = torch.nonzero(lengths == 0).flatten().tolist()
-        raise ValueError(f"attention_mask rows {rows[:8]} have no real token; every sequence needs at least one")
-    arange = torch.arange(seqlen, device=device)
-    identity = n_extra == 0 and min_len == seqlen
-    if n_extra == 0:
-        # real tokens in their original order, row by row
-        if identity:
-            indices = torch.arange(batch * seqlen, device=device)
-        else:
-            indices = torch.nonzero(mask.flatten()).flatten()
-        seqused_k = None
-    else:
-        # order inside each row: real tokens, then query-only positions, then dropped ones (not selected)
-        key = torch.where(mask, arange, torch.where(extra, seqlen + arange, 2 * seqlen + arange))
-        order = torch.argsort(key, dim=1)
-        sel = arange[None, :] < counts[:, None]
-        rows = torch.arange(batch, device=device)[:, None]
-        indices = (rows * seqlen + order)[sel]
-        seqused_k = lengths.to(torch.int32)
-    cu_seqlens = F.pad(torch.cumsum(counts, 0, dtype=torch.int32), (1, 0))
-    if query_only == "none":
-        first_token = None
-    elif identity:
-        first_token = torch.arange(batch, device=device) * seqlen
-    else:
-        pos = torch.full((batch * seqlen,), -1, dtype=torch.int64, device=device)
-        pos[indices] = torch.arange(indices.numel(), device=device)
-        first_token = pos[torch.arange(batch, device=device) * seqlen]
-    return Packing(indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token, identity)
-
-
-def packing_from_lengths(lengths: list[int], device: torch.device | str = "cpu") -> Packing:
-    """Packing of sequences already laid end to end with no padding (sequence ``b`` owns the next
-    ``lengths[b]`` rows), as ``build_packing`` would give for a right-padded mask of these lengths; built on
-    the host from the lengths, with no device sync (``fastbert.SentenceEncoder`` batches this way)."""
-    if not lengths or min(lengths) < 1:
-        raise ValueError(f"every sequence needs at least one token, got lengths {list(lengths)[:8]}")
-    batch, width = len(lengths), max(lengths)
-    cu = F.pad(torch.cumsum(torch.tensor(lengths, dtype=torch.int64), 0), (1, 0))
-    row, col = _rows_and_columns(cu, int(cu[-1]))
-    identity = min(lengths) == width
-    indices = row * width + col
-    return Packing(
-        indices.to(device), cu.to(device=device, dtype=torch.int32), width, None, batch, width, None, identity
-    )
-
-
-def _rows_and_columns(cu: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For int64 offsets ``cu`` ``(batch + 1,)`` of ``total`` packed rows: each row's sequence and its column
-    within the sequence."""
-    lengths = cu[1:] - cu[:-1]
-    row = torch.repeat_interleave(torch.arange(lengths.numel(), device=cu.device), lengths, output_size=total)
-    return row, torch.arange(total, device=cu.device) - cu[:-1].index_select(0, row)
-
-
-def packed_positions(packing: Packing) -> torch.Tensor:
-    """Position id (column in the padded layout) of each packed token."""
-    return packing.indices % packing.seqlen
-
-
-def pack(x: torch.Tensor, packing: Packing) -> torch.Tensor:
-    """``(batch, seqlen, ...)`` -> ``(total, ...)``."""
-    flat = x.reshape(packing.batch * packing.seqlen, *x.shape[2:])
-    return flat if packing.identity else flat.index_select(0, packing.indices)
-
-
-def unpack(x: torch.Tensor, packing: Packing) -> torch.Tensor:
-    """``(total, ...)`` -> ``(batch, seqlen, ...)`` with zeros where nothing was computed (differentiable)."""
-    if not packing.identity:
-        x = x.new_zeros(packing.batch * packing.seqlen, *x.shape[1:]).index_copy(0, packing.indices, x)
-    return x.view(packing.batch, packing.seqlen, *x.shape[1:])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -504,11 +369,10 @@ def attention(
     head_dim = q.shape[-1]
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(head_dim)
     p = dropout_p if training else 0.0
-    if p == 0.0 and _cpu_attention_usable(q, k, v) and _cpu_attention_wins(
-        q, k, v, packing, scale, lambda: attention_torch(q, k, v, packing, scale)
-    ):
+    backend = attention_backend(q, k, v, packing, scale, p, lambda: attention_torch(q, k, v, packing, scale))
+    if backend == "kernel":
         return _cpu_attention(q, k, v, packing, scale)
-    if use_triton(q):
+    if backend == "triton":
         from fastbert.kernels.attention import attention as attn_kernel
 
         with _device_guard(q):
@@ -532,30 +396,60 @@ def qkv_attention(
         return attention(q, k, v, packing, softmax_scale, dropout_p, training)
     scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(qkv.shape[-1])
     p = dropout_p if training else 0.0
-    if p == 0.0 and _cpu_attention_usable(q, k, v) and _cpu_attention_wins(
-        q, k, v, packing, scale, lambda: _qkv_attention_torch(qkv, packing, scale, 0.0)
-    ):
+    if attention_backend(q, k, v, packing, scale, p, lambda: _sdpa_padded(qkv, packing, scale, 0.0)) == "kernel":
         return _cpu_attention(q, k, v, packing, scale)
-    return _qkv_attention_torch(qkv, packing, scale, p)
+    return _sdpa_padded(qkv, packing, scale, p)
 
 
-def _qkv_attention_torch(qkv: torch.Tensor, packing: Packing, scale: float, p: float) -> torch.Tensor:
-    """The torch path of ``qkv_attention`` for a padded packing: one copy into a padded buffer, SDPA with a
-    key mask, the real rows gathered back."""
+def attention_backend(q, k, v, packing: Packing, scale: float, dropout_p: float, torch_path) -> str:
+    """Which backend runs an attention call: ``"kernel"`` (fastbert's C++ CPU kernel, where it can take the
+    call and is forced or measured faster than ``torch_path``, the SDPA path of the call), ``"triton"`` (CUDA
+    tensors, or forced) or ``"sdpa"`` (torch)."""
+    if dropout_p == 0.0 and _cpu_attention_usable(q, k, v) and _cpu_attention_wins(
+        q, k, v, packing, scale, torch_path
+    ):
+        return "kernel"
+    return "triton" if use_triton(q) else "sdpa"
+
+
+def _sdpa_padded(qkv: torch.Tensor, packing: Packing, scale: float, p: float) -> torch.Tensor:
+    """Torch SDPA for a padded packing from one ``(total, 3, heads, head_dim)`` tensor: one copy into a
+    ``(batch, max_seqlen)`` buffer, SDPA with a key mask, the real rows gathered back."""
     batch, width = packing.batch, packing.max_seqlen
-    dest, mask, row, col = _padded_layout(packing)
-    if torch.is_grad_enabled() and qkv.requires_grad:
+    scratch = _scratch(packing)
+    if scratch is None:
+        dest, mask, row, col = padded_layout(packing)
+    else:  # every layer of the batch reuses it
+        if "layout" not in scratch:
+            scratch["layout"] = padded_layout(packing)
+        dest, mask, row, col = scratch["layout"]
+    if scratch is None or (torch.is_grad_enabled() and qkv.requires_grad):
         buf = qkv.new_zeros(batch * width, *qkv.shape[1:]).index_copy(0, dest, qkv)
     else:
         # inference: one zeroed buffer per batch, reused by every layer (only real rows are overwritten, so
         # padding rows stay zero); a fresh buffer per layer costs more in page faults than the copy itself
-        buf = packing._qkv_buf
+        buf = scratch.get("qkv_buf")
         if buf is None or buf.shape[1:] != qkv.shape[1:] or buf.dtype != qkv.dtype:
-            buf = packing._qkv_buf = qkv.new_zeros(batch * width, *qkv.shape[1:])
+            buf = scratch["qkv_buf"] = qkv.new_zeros(batch * width, *qkv.shape[1:])
         buf.index_copy_(0, dest, qkv)
     qp, kp, vp = buf.view(batch, width, *qkv.shape[1:]).transpose(1, 3).unbind(2)  # each (batch, heads, width, d)
     out = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=mask, dropout_p=p, scale=scale)
     return out.transpose(1, 2)[row, col]
+
+
+# Per-batch scratch of the backends (the padded layout and buffer of the SDPA path, host copies of the offsets
+# for the C++ kernel), kept here for as long as the batch's Packing lives; the Packing itself is immutable.
+_batch_scratch: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _scratch(packing: Packing) -> dict | None:
+    """The scratch dict of ``packing``'s batch; None under torch.compile (which traces no weak dict)."""
+    if torch.compiler.is_compiling():
+        return None
+    scratch = _batch_scratch.get(packing)
+    if scratch is None:
+        scratch = _batch_scratch[packing] = {}
+    return scratch
 
 
 # On CPU, fp32 inference attention can go to fastbert's own kernel (csrc/cpu/attention.cpp): it reads the
@@ -656,10 +550,11 @@ def _cpu_attention_wins(q, k, v, packing: Packing, scale: float, torch_path) -> 
 
 
 def _cpu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, scale: float):
-    host = packing._cu_host
+    scratch = _scratch(packing)
+    host = scratch.get("cu_host")
     if host is None:
         used = packing.seqused_k
-        host = packing._cu_host = (
+        host = scratch["cu_host"] = (
             packing.cu_seqlens.numpy().astype(np.int64),
             used.numpy().astype(np.int64) if used is not None else _NO_SEQUSED,
         )
@@ -675,42 +570,12 @@ def _cpu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: P
 
 
 def attention_torch(q, k, v, packing: Packing, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
-    """Torch path: lay the packed rows out as ``(batch, heads, max_seqlen, head_dim)`` and run SDPA with a
-    key mask (without padding this is a view, no copy)."""
+    """Torch path: SDPA on ``(batch, heads, max_seqlen, head_dim)``: a view of the packed rows when there is
+    no padding, else the padded layout with a key mask (``_sdpa_padded``)."""
+    if not packing.identity:
+        return _sdpa_padded(torch.stack((q, k, v), 1), packing, scale, dropout_p)
     batch, width = packing.batch, packing.max_seqlen
     total, heads, head_dim = q.shape
-    if packing.identity:
-        def to_padded(t):
-            return t.view(batch, width, heads, head_dim).transpose(1, 2)
-
-        mask = None
-    else:
-        dest, mask, row, col = _padded_layout(packing)
-
-        def to_padded(t):
-            buf = t.new_zeros(batch * width, heads, head_dim).index_copy(0, dest, t)
-            return buf.view(batch, width, heads, head_dim).transpose(1, 2)
-
-    out = F.scaled_dot_product_attention(
-        to_padded(q), to_padded(k), to_padded(v), attn_mask=mask, dropout_p=dropout_p, scale=scale
-    )
-    if packing.identity:
-        return out.transpose(1, 2).reshape(total, heads, head_dim)
-    return out.transpose(1, 2)[row, col]
-
-
-def _padded_layout(packing: Packing):
-    """Row of each packed token in a ``(batch * max_seqlen)`` layout, the boolean key mask, and each packed
-    token's (sequence, column) pair (cached on the packing: every layer reuses it)."""
-    cached = getattr(packing, "_layout", None)
-    if cached is not None:
-        return cached
-    width, device = packing.max_seqlen, packing.cu_seqlens.device
-    cu = packing.cu_seqlens.to(torch.int64)
-    lengths = cu[1:] - cu[:-1]
-    row, col = _rows_and_columns(cu, packing.total)
-    dest = row * width + col
-    used = packing.seqused_k.to(torch.int64) if packing.seqused_k is not None else lengths
-    mask = (torch.arange(width, device=device)[None, :] < used[:, None])[:, None, None, :]
-    packing._layout = (dest, mask, row, col)
-    return packing._layout
+    qp, kp, vp = (t.view(batch, width, heads, head_dim).transpose(1, 2) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(qp, kp, vp, dropout_p=dropout_p, scale=scale)
+    return out.transpose(1, 2).reshape(total, heads, head_dim)

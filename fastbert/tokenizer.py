@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from . import _tokenizer
+from .config import read_json
 
 VERY_LARGE_INTEGER = int(1e30)  # transformers' "no model_max_length" marker
 _SPECIAL_ATTRS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
@@ -198,7 +199,7 @@ class BertTokenizer:
         kwargs: dict = {}
         config_path = os.path.join(path, "tokenizer_config.json")
         if os.path.isfile(config_path):
-            config = _read_json(config_path)
+            config = read_json(config_path)
             for key in (
                 "do_lower_case",
                 "strip_accents",
@@ -217,7 +218,7 @@ class BertTokenizer:
         json_path = os.path.join(path, "tokenizer.json")
         vocab_path = os.path.join(path, "vocab.txt")
         if os.path.isfile(json_path):
-            kwargs.update(_from_tokenizer_json(_read_json(json_path), json_path))
+            kwargs.update(_from_tokenizer_json(read_json(json_path), json_path))
         elif os.path.isfile(vocab_path):
             kwargs["vocab"] = load_vocab_file(vocab_path)
         else:
@@ -459,14 +460,6 @@ class BertTokenizer:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"malformed JSON in {path}: {e}") from None
-
-
 def _from_tokenizer_json(data, path) -> dict:
     """BertTokenizer kwargs from a `tokenizers` tokenizer.json with a WordPiece model."""
     model = data.get("model") if isinstance(data, dict) else None

@@ -118,11 +118,12 @@ def run_pretrain(args) -> int:
     from fastbert import training
     from fastbert.config import BertConfig
     from fastbert.modeling import BertForPreTraining
+    from fastbert.resources import load_tokenizer
 
     distributed = training.init_distributed()
     device = _device(args)
     tok_dir = Path(args.tokenizer or args.model)
-    tokenizer = training.load_tokenizer(tok_dir)
+    tokenizer = load_tokenizer(tok_dir)
     if args.from_scratch:
         torch.manual_seed(args.seed)
         model = BertForPreTraining(BertConfig.from_pretrained(args.model)).to(device)
@@ -161,11 +162,12 @@ def run_finetune(args) -> int:
 
     from fastbert import training
     from fastbert.modeling import BertForSequenceClassification
+    from fastbert.resources import load_tokenizer
 
     distributed = training.init_distributed()
     device = _device(args)
     tok_dir = Path(args.tokenizer or args.model)
-    tokenizer = training.load_tokenizer(tok_dir)
+    tokenizer = load_tokenizer(tok_dir)
     read = dict(text_column=args.text_column, label_column=args.label_column, pair_column=args.pair_column)
     train_set = training.read_text_classification(args.train, **read)
     if args.eval:

@@ -2,7 +2,7 @@
 
 The pieces, in the order a run uses them::
 
-    tok = load_tokenizer(model_dir)                       # fastbert.BertTokenizer, else transformers'
+    tok = load_tokenizer(model_dir)      # fastbert.resources: fastbert.BertTokenizer, else transformers'
     docs = read_documents(["a.txt", "b.txt"])             # a sentence per line, blank line between docs
     pairs = build_pretraining_pairs(docs, tok, max_length=128)
     collate = PretrainingCollator(tok, whole_word_masking=True)     # masks 15% (80/10/10) per batch
@@ -38,25 +38,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-IGNORE_INDEX = -100
+from fastbert.modeling import IGNORE_INDEX
+
 TRAINER_STATE = "trainer_state.pt"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer
-def load_tokenizer(path: str | os.PathLike):
-    """fastbert's C++ tokenizer when it is built, else ``transformers.BertTokenizerFast``, from a dir."""
-    try:
-        from fastbert.tokenizer import BertTokenizer
-    except ImportError:
-        BertTokenizer = None
-    if BertTokenizer is not None:
-        return BertTokenizer.from_pretrained(str(path))
-    from transformers import BertTokenizerFast
-
-    return BertTokenizerFast.from_pretrained(str(path))
-
-
 @dataclass(frozen=True)
 class TokenIds:
     """What the collators need to know about a tokenizer."""

@@ -1,4 +1,4 @@
-"""Small helpers shared by the kernel files: op registration, launch wrapping, seeds, program counts.
+"""Small helpers shared by the kernel files: op registration, launch wrapping, seeds, program counts, 2-D views.
 
 Registration: on a real GPU build every launcher is a ``torch.library.triton_op`` whose kernels are launched
 through ``wrap_triton``, so ``torch.compile`` sees the Triton kernels themselves and traces without graph
@@ -78,3 +78,9 @@ def check_same_device(ref: torch.Tensor, **tensors: torch.Tensor | None) -> None
     for name, t in tensors.items():
         if t is not None and t.device != ref.device:
             raise ValueError(f"{name} is on {t.device} but the input is on {ref.device}")
+
+
+def as_rows(t: torch.Tensor) -> torch.Tensor:
+    """2-D ``(rows, N)`` view with unit column stride (copying only when the layout needs it)."""
+    t2 = t.reshape(-1, t.shape[-1])
+    return t2 if t2.stride(-1) == 1 else t2.contiguous()

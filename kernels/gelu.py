@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import check_float, check_same_device, launch, partial_programs, register_op
+from ._common import as_rows, check_float, check_same_device, launch, partial_programs, register_op
 
 
 @triton.jit
@@ -109,11 +109,6 @@ def config(n: int) -> dict:
     return {"BLOCK_M": max(1, 2048 // block_n), "BLOCK_N": block_n, "num_warps": 4}
 
 
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    t2 = t.reshape(-1, t.shape[-1])
-    return t2 if t2.stride(-1) == 1 else t2.contiguous()
-
-
 def _fwd_fake(x, bias, approximate):
     return x.new_empty(x.shape)
 
@@ -121,7 +116,7 @@ def _fwd_fake(x, bias, approximate):
 @register_op("bias_gelu_fwd", _fwd_fake)
 def bias_gelu_fwd(x: torch.Tensor, bias: torch.Tensor | None, approximate: str) -> torch.Tensor:
     """``x``: ``(M, N)``; returns ``gelu(x + bias)`` ``(M, N)`` contiguous in x's dtype."""
-    x = _rows(x)
+    x = as_rows(x)
     m, n = x.shape
     y = torch.empty((m, n), dtype=x.dtype, device=x.device)
     if m and n:
@@ -143,8 +138,8 @@ def bias_gelu_bwd(
     dy: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None, approximate: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns ``dx (M, N)`` and ``dbias (N,)`` (empty when there is no bias)."""
-    x = _rows(x)
-    dy = _rows(dy)
+    x = as_rows(x)
+    dy = as_rows(dy)
     m, n = x.shape
     dx = torch.empty((m, n), dtype=x.dtype, device=x.device)
     cfg = config(n)

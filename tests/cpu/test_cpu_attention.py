@@ -5,6 +5,7 @@ import torch
 from masks import all_masks
 
 from fastbert import ops
+from fastbert.packing import build_packing, packing_from_lengths
 
 kernels = pytest.importorskip("fastbert._cpu_kernels", reason="the C++ CPU kernels were not built")
 BEST = next(name for name, runs in kernels.builds() if runs)
@@ -45,7 +46,7 @@ def _qkv(total, heads, dim, seed, layout="packed"):
 @pytest.mark.parametrize("head_dim", [7, 8, 16, 24, 32, 40, 64, 128])
 def test_matches_reference_on_every_packing(query_only, head_dim, isa):
     for n, (_, mask) in enumerate(all_masks(seed=head_dim)):
-        packing = ops.build_packing(mask, query_only)
+        packing = build_packing(mask, query_only)
         q, k, v = _qkv(packing.total, 3, head_dim, seed=n, layout="packed" if n % 2 else "heads")
         scale = head_dim**-0.5
         with torch.no_grad():
@@ -58,7 +59,7 @@ def test_matches_reference_on_every_packing(query_only, head_dim, isa):
 @pytest.mark.parametrize("lengths", [[1], [1, 1, 2], [300, 17, 65], [700], [8, 9, 16, 17, 4], [127, 128, 129]])
 def test_long_and_one_token_sequences(lengths, isa):
     # sequences longer than 64 rows are split into query blocks across tasks
-    packing = ops.packing_from_lengths(lengths)
+    packing = packing_from_lengths(lengths)
     q, k, v = _qkv(packing.total, 2, 32, seed=5)
     with torch.no_grad():
         got = ops.attention(q, k, v, packing)
@@ -66,7 +67,7 @@ def test_long_and_one_token_sequences(lengths, isa):
 
 
 def test_thread_count_does_not_change_the_result(monkeypatch, isa):
-    packing = ops.packing_from_lengths([33, 5, 120, 64])
+    packing = packing_from_lengths([33, 5, 120, 64])
     q, k, v = _qkv(packing.total, 4, 64, seed=6)
     outs = []
     for threads in (1, 2, 3):
@@ -132,7 +133,7 @@ def test_bad_arguments_raise_clear_errors():
 def test_kernel_is_a_named_row_under_the_profiler():
     from torch.profiler import profile
 
-    packing = ops.packing_from_lengths([5, 7])
+    packing = packing_from_lengths([5, 7])
     q, k, v = _qkv(packing.total, 2, 8, seed=7)
     with torch.no_grad(), profile() as prof:
         ops.attention(q, k, v, packing)

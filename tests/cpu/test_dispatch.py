@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fastbert import dispatch, ops
+from fastbert.packing import packing_from_lengths
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
@@ -40,7 +41,7 @@ def _fake_measure(monkeypatch, times: dict):
 
 
 def _attention_call():
-    packing = ops.packing_from_lengths([9, 20, 5])
+    packing = packing_from_lengths([9, 20, 5])
     q, k, v = torch.randn(packing.total, 3, 2, 16).unbind(1)
     return q, k, v, packing
 
@@ -251,3 +252,40 @@ def test_the_table_follows_the_committed_measurements(isa):
     gemm = _column(RESULTS / f"cpu-{isa}" / "cpu_gemm.md", "oneDNN kept vs F.linear")
     assert gemm, "no measurements"
     assert (dispatch.TABLE["linear"][isa.upper()] == "onednn-packed") == (min(gemm) >= 1.0)
+
+
+# which backend runs, for device (CPU here) x dtype x gradients x torch.compile x switches; "auto" rows use a
+# fake measurement in which the fast path wins
+BACKEND_TABLE = [
+    # dtype, grad, compiling, switches, force_backend, attention, linear
+    (torch.float32, False, False, {}, "auto", "kernel", "onednn-packed"),
+    (torch.float64, False, False, {}, "auto", "sdpa", "torch"),
+    (torch.float32, True, False, {}, "auto", "sdpa", "torch"),
+    (torch.float32, False, True, {}, "auto", "sdpa", "torch"),
+    (torch.float32, False, False, {"FASTBERT_CPU_ATTENTION": "sdpa", "FASTBERT_CPU_LINEAR": "torch"}, "auto",
+     "sdpa", "torch"),
+    (torch.float32, False, False, {"FASTBERT_CPU_ATTENTION": "kernel", "FASTBERT_CPU_LINEAR": "onednn"}, "auto",
+     "kernel", "onednn"),
+    (torch.float32, False, False, {"FASTBERT_ONEDNN": "0"}, "auto", "kernel", "torch"),
+    (torch.float32, False, False, {}, "torch", "sdpa", "onednn-packed"),
+    (torch.float32, False, False, {}, "triton", "triton", "onednn-packed"),
+]
+
+
+@needs_kernel
+@needs_onednn
+@pytest.mark.parametrize("dtype, grad, compiling, switches, force, attention, linear", BACKEND_TABLE)
+def test_which_backend_runs(monkeypatch, dtype, grad, compiling, switches, force, attention, linear):
+    _fake_measure(monkeypatch, {"kernel": 1.0, "sdpa": 2.0, "torch": 3.0, "onednn": 2.0, "onednn-packed": 1.0})
+    for name, value in switches.items():
+        monkeypatch.setenv(name, value)
+    if compiling:
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    q, k, v, packing = _attention_call()
+    q, k, v = (t.to(dtype).requires_grad_(grad) for t in (q, k, v))
+    w = torch.randn(8, 16, dtype=dtype)  # frozen
+    x = torch.randn(70, 16, dtype=dtype, requires_grad=grad)
+    with ops.force_backend(force):
+        got_attention = ops.attention_backend(q, k, v, packing, 0.25, 0.0, lambda: None)
+        got_linear = ops._linear_backend(x, w, None, "none")
+    assert (got_attention, got_linear) == (attention, linear)

@@ -10,6 +10,7 @@ import torch._dynamo as dynamo
 
 import fastbert
 from fastbert import ops
+from fastbert.packing import build_packing, pack
 
 
 def _model_and_batch():
@@ -27,8 +28,8 @@ def _model_and_batch():
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 def test_layers_compile_fullgraph_and_match_eager(backend):
     model, ids, mask = _model_and_batch()
-    packing = ops.build_packing(mask, "first")
-    x = model.embeddings(ops.pack(ids, packing), packing.indices % ids.shape[1], None)
+    packing = build_packing(mask, "first")
+    x = model.embeddings(pack(ids, packing), packing.indices % ids.shape[1], None)
     dynamo.reset()
     with ops.force_backend(backend), torch.no_grad():
         eager = model.run_layers(x, packing)[0]

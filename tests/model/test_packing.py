@@ -4,14 +4,14 @@ import pytest
 import torch
 from masks import all_masks
 
-from fastbert import ops
+from fastbert.packing import build_packing, pack, packed_positions, packing_from_lengths, unpack
 
 
 @pytest.mark.parametrize("query_only", ["none", "first", "all"])
 def test_layout(query_only):
     for _, mask in all_masks():
         batch, seqlen = mask.shape
-        p = ops.build_packing(mask, query_only)
+        p = build_packing(mask, query_only)
         lengths = mask.sum(1)
         extra = torch.zeros_like(mask, dtype=torch.bool)
         if query_only == "first":
@@ -34,32 +34,32 @@ def test_layout(query_only):
         if query_only != "none":
             assert (p.indices[p.first_token] == torch.arange(batch) * seqlen).all()
         x = torch.randn(batch, seqlen, 3)
-        back = ops.unpack(ops.pack(x, p), p)
+        back = unpack(pack(x, p), p)
         kept = (mask == 1) | extra
         assert torch.equal(back[kept], x[kept]) and (back[~kept] == 0).all()
 
 
 def test_rejects_rows_without_tokens_and_unknown_modes():
     with pytest.raises(ValueError, match="no real token"):
-        ops.build_packing(torch.tensor([[1, 1], [0, 0]]))
+        build_packing(torch.tensor([[1, 1], [0, 0]]))
     with pytest.raises(ValueError, match="query_only"):
-        ops.build_packing(torch.ones(1, 2), "some")
+        build_packing(torch.ones(1, 2), "some")
 
 
 @pytest.mark.parametrize("lengths", [[5, 5, 3, 3, 3, 1], [4, 4], [7], [2, 6, 6, 1, 2]])
 def test_packing_from_lengths_is_the_right_padded_layout(lengths):
-    p = ops.packing_from_lengths(lengths)
+    p = packing_from_lengths(lengths)
     width = max(lengths)
     mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
-    ref = ops.build_packing(mask, "none")
+    ref = build_packing(mask, "none")
     assert torch.equal(p.indices, ref.indices) and torch.equal(p.cu_seqlens, ref.cu_seqlens)
     assert (p.max_seqlen, p.batch, p.seqlen, p.identity) == (ref.max_seqlen, ref.batch, ref.seqlen, ref.identity)
     assert p.seqused_k is None and p.first_token is None
-    assert ops.packed_positions(p).tolist() == [t for n in lengths for t in range(n)]
+    assert packed_positions(p).tolist() == [t for n in lengths for t in range(n)]
 
 
 def test_packing_from_lengths_rejects_empty_sequences():
     with pytest.raises(ValueError, match="at least one token"):
-        ops.packing_from_lengths([3, 0])
+        packing_from_lengths([3, 0])
     with pytest.raises(ValueError, match="at least one token"):
-        ops.packing_from_lengths([])
+        packing_from_lengths([])

@@ -1,7 +1,7 @@
-"""How benchmarks/data/debian_faq.txt was made (run once by hand; nothing downloads at run time).
+"""How fastbert/bench/data/debian_faq.txt was made (run once by hand; nothing downloads at run time).
 
     apt-get download debian-faq && dpkg -x debian-faq_11.1_all.deb x
-    python benchmarks/data/make_texts.py x/usr/share/doc/debian/FAQ > benchmarks/data/debian_faq.txt
+    python fastbert/bench/data/make_texts.py x/usr/share/doc/debian/FAQ > fastbert/bench/data/debian_faq.txt
 
 Each line is one sentence, or (every fourth paragraph) a whole paragraph, of the Debian FAQ's English HTML, so
 the lines have a natural mix of lengths.

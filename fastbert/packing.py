@@ -1,0 +1,167 @@
+"""The padding-free layout, and nothing else: which rows of a padded ``(batch, seqlen)`` batch are computed,
+where they sit once packed end to end, and how to go back.
+
+Shapes, with ``total`` the number of packed rows:
+
+- ``indices`` ``(total,)``: flat index ``b * seqlen + t`` of each packed row in the padded batch;
+- ``cu_seqlens`` ``(batch + 1,)`` int32: sequence ``b`` owns packed rows ``cu_seqlens[b]:cu_seqlens[b + 1]``;
+- ``seqused_k`` ``(batch,)`` int32 or None: the first ``seqused_k[b]`` rows of sequence ``b`` are real tokens
+  (queries and keys), the rest are query-only padding positions;
+- ``first_token`` ``(batch,)`` or None: the packed row of each sequence's column-0 token (the pooler's).
+
+``pack`` takes ``(batch, seqlen, ...)`` to ``(total, ...)``; ``unpack`` goes back with zeros where nothing was
+computed. A model packs once, runs every layer on the packed rows, and unpacks once at the end
+(``BertModel.forward_packed``). Position ids come from the original columns (``packed_positions``), so left
+padding and masks with holes give transformers' numbers.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+import torch.nn.functional as F
+
+
+class QueryOnly(str, Enum):
+    """Which padding positions are still computed, as queries that attend to the real tokens only."""
+
+    NONE = "none"  # none: only real tokens
+    FIRST = "first"  # column 0 where it is padding: the pooler reads it
+    ALL = "all"  # every position: transformers' exact output at padding, where a loss reads it
+
+
+class Packing:
+    """Where the real tokens of a padded ``(batch, seqlen)`` batch live once packed (see the module's
+    docstring for the fields' shapes). ``identity`` means no padding at all: packing is a reshape.
+
+    Immutable: a backend that keeps per-batch scratch (a padded buffer, host copies of the offsets) keeps it
+    itself, keyed by the packing (``fastbert.ops``)."""
+
+    __slots__ = ("indices", "cu_seqlens", "max_seqlen", "seqused_k", "batch", "seqlen", "first_token", "identity",
+                 "__weakref__")
+
+    def __init__(self, indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token, identity):
+        for name, value in (("indices", indices), ("cu_seqlens", cu_seqlens), ("max_seqlen", max_seqlen),
+                            ("seqused_k", seqused_k), ("batch", batch), ("seqlen", seqlen),
+                            ("first_token", first_token), ("identity", identity)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a Packing is immutable (tried to set {name!r})")
+
+    @property
+    def total(self) -> int:
+        return int(self.indices.numel())
+
+
+def build_packing(attention_mask: torch.Tensor, query_only: QueryOnly | str = QueryOnly.FIRST) -> Packing:
+    """Packing for a ``(batch, seqlen)`` 0/1 mask. Raises if a row has no real token. ``query_only``
+    (``QueryOnly`` or its value) says which padding positions are still computed."""
+    try:
+        query_only = QueryOnly(query_only)
+    except ValueError:
+        raise ValueError(f"query_only must be one of {[q.value for q in QueryOnly]}, got {query_only!r}") from None
+    batch, seqlen = attention_mask.shape
+    device = attention_mask.device
+    mask = attention_mask.bool()
+    lengths = mask.sum(dim=1)
+    if query_only is QueryOnly.FIRST:
+        extra = torch.zeros_like(mask)
+        extra[:, 0] = ~mask[:, 0]
+    elif query_only is QueryOnly.ALL:
+        extra = ~mask
+    else:
+        extra = None
+    counts = lengths + extra.sum(dim=1) if extra is not None else lengths
+    # everything the host needs, read back with one sync: shortest row, longest packed row, query-only count
+    min_len, max_seqlen, n_extra = torch.stack(
+        [lengths.min(), counts.max(), counts.sum() - lengths.sum()]
+    ).tolist()
+    if min_len == 0:
+        rows = torch.nonzero(lengths == 0).flatten().tolist()
+        raise ValueError(f"attention_mask rows {rows[:8]} have no real token; every sequence needs at least one")
+    arange = torch.arange(seqlen, device=device)
+    identity = n_extra == 0 and min_len == seqlen
+    if n_extra == 0:
+        # real tokens in their original order, row by row
+        if identity:
+            indices = torch.arange(batch * seqlen, device=device)
+        else:
+            indices = torch.nonzero(mask.flatten()).flatten()
+        seqused_k = None
+    else:
+        # order inside each row: real tokens, then query-only positions, then dropped ones (not selected)
+        key = torch.where(mask, arange, torch.where(extra, seqlen + arange, 2 * seqlen + arange))
+        order = torch.argsort(key, dim=1)
+        sel = arange[None, :] < counts[:, None]
+        rows = torch.arange(batch, device=device)[:, None]
+        indices = (rows * seqlen + order)[sel]
+        seqused_k = lengths.to(torch.int32)
+    cu_seqlens = F.pad(torch.cumsum(counts, 0, dtype=torch.int32), (1, 0))
+    if query_only is QueryOnly.NONE:
+        first_token = None
+    elif identity:
+        first_token = torch.arange(batch, device=device) * seqlen
+    else:
+        pos = torch.full((batch * seqlen,), -1, dtype=torch.int64, device=device)
+        pos[indices] = torch.arange(indices.numel(), device=device)
+        first_token = pos[torch.arange(batch, device=device) * seqlen]
+    return Packing(indices, cu_seqlens, max_seqlen, seqused_k, batch, seqlen, first_token, identity)
+
+
+def packing_from_lengths(lengths: list[int], device: torch.device | str = "cpu") -> Packing:
+    """Packing of sequences already laid end to end with no padding (sequence ``b`` owns the next
+    ``lengths[b]`` rows), as ``build_packing`` would give for a right-padded mask of these lengths; built on
+    the host from the lengths, with no device sync (``fastbert.SentenceEncoder`` batches this way)."""
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"every sequence needs at least one token, got lengths {list(lengths)[:8]}")
+    batch, width = len(lengths), max(lengths)
+    cu = F.pad(torch.cumsum(torch.tensor(lengths, dtype=torch.int64), 0), (1, 0))
+    row, col = rows_and_columns(cu, int(cu[-1]))
+    identity = min(lengths) == width
+    indices = row * width + col
+    return Packing(
+        indices.to(device), cu.to(device=device, dtype=torch.int32), width, None, batch, width, None, identity
+    )
+
+
+def rows_and_columns(cu: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For int64 offsets ``cu`` ``(batch + 1,)`` of ``total`` packed rows: each row's sequence and its column
+    within the sequence."""
+    lengths = cu[1:] - cu[:-1]
+    row = torch.repeat_interleave(torch.arange(lengths.numel(), device=cu.device), lengths, output_size=total)
+    return row, torch.arange(total, device=cu.device) - cu[:-1].index_select(0, row)
+
+
+def padded_layout(packing: Packing):
+    """The rows of a ``(batch, max_seqlen)`` layout that holds each sequence's packed rows from column 0:
+    ``dest`` ``(total,)``, the row of each packed token in that layout flattened; ``mask`` ``(batch, 1, 1,
+    max_seqlen)`` bool, the keys each query may attend to; ``row``, ``col`` ``(total,)``, each packed token's
+    sequence and column (to gather the rows back)."""
+    width, device = packing.max_seqlen, packing.cu_seqlens.device
+    cu = packing.cu_seqlens.to(torch.int64)
+    lengths = cu[1:] - cu[:-1]
+    row, col = rows_and_columns(cu, packing.total)
+    dest = row * width + col
+    used = packing.seqused_k.to(torch.int64) if packing.seqused_k is not None else lengths
+    mask = (torch.arange(width, device=device)[None, :] < used[:, None])[:, None, None, :]
+    return dest, mask, row, col
+
+
+def packed_positions(packing: Packing) -> torch.Tensor:
+    """Position id (column in the padded layout) of each packed token."""
+    return packing.indices % packing.seqlen
+
+
+def pack(x: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """``(batch, seqlen, ...)`` -> ``(total, ...)``."""
+    flat = x.reshape(packing.batch * packing.seqlen, *x.shape[2:])
+    return flat if packing.identity else flat.index_select(0, packing.indices)
+
+
+def unpack(x: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """``(total, ...)`` -> ``(batch, seqlen, ...)`` with zeros where nothing was computed (differentiable)."""
+    if not packing.identity:
+        x = x.new_zeros(packing.batch * packing.seqlen, *x.shape[1:]).index_copy(0, packing.indices, x)
+    return x.view(packing.batch, packing.seqlen, *x.shape[1:])
