@@ -9,7 +9,7 @@ def test_commands_listed(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for name in ("bench", "profile", "encode", "kernels"):
+    for name in ("bench", "profile", "encode", "kernels", "doctor"):
         assert name in out
 
 
@@ -50,3 +50,21 @@ def test_the_engine_imports_no_harness_library():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_doctor_names_the_machine_and_every_decision_with_its_reason(capsys, tmp_path, monkeypatch):
+    from fastbert import dispatch, ops
+
+    monkeypatch.setenv("FASTBERT_CACHE_DIR", str(tmp_path))
+    assert cli.main(["doctor", "--fresh"]) == 0
+    out = capsys.readouterr().out
+    assert "ISA flags" in out and "torch" in out and "calibration  on" in out
+    if ops._cpu_kernels() is not None:
+        assert f"in use: {ops.cpu_isa()}" in out
+    decisions = dispatch.decisions()
+    assert {d.op for d in decisions} >= {"attention"}
+    for d in decisions:  # each printed with its reason; a measured one with its times and its fastest taken
+        assert f"{d.op} [{d.shape_class}] -> {d.choice}: {d.reason}" in out
+        if d.times:
+            assert d.choice == min(d.times, key=d.times.get)
+    assert "gradients are needed" in out  # why a backend declines a training call
