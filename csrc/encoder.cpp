@@ -150,7 +150,7 @@ bool split_windows(uint32_t len, uint32_t max_len, uint32_t stride, bool left, s
 }
 
 // The padded length for rows of `length` tokens: rounded up to a multiple of pad_to_multiple_of.
-uint32_t pad_target(uint32_t length, const EncodeParams& p) {
+uint32_t pad_target(uint32_t length, const EncodeOptions& p) {
     if (p.pad_to_multiple_of > 0 && length % p.pad_to_multiple_of != 0)
         length += static_cast<uint32_t>(p.pad_to_multiple_of - length % p.pad_to_multiple_of);
     return length;
@@ -159,12 +159,12 @@ uint32_t pad_target(uint32_t length, const EncodeParams& p) {
 }  // namespace
 
 std::string Encoder::layout_rows(uint32_t sample, const Piece* a_tokens, size_t n1, const Piece* b_tokens,
-                                 size_t n2, bool has_pair, const EncodeParams& p, std::vector<Row>& rows) const {
+                                 size_t n2, bool has_pair, const EncodeOptions& p, std::vector<Row>& rows) const {
     uint32_t t1 = static_cast<uint32_t>(n1), t2 = static_cast<uint32_t>(n2);
     bool truncate = false;
     const int64_t n_added = p.add_special_tokens ? (has_pair ? 3 : 2) : 0;
     // As observed from transformers + tokenizers: a max_length below the special tokens disables truncation.
-    if (p.truncation != Truncation::None && p.max_length >= n_added) {
+    if (p.truncation != Truncation::DoNotTruncate && p.max_length >= n_added) {
         const size_t budget = static_cast<size_t>(p.max_length - n_added);
         const size_t total = n1 + n2;
         if (budget == 0) {
@@ -232,7 +232,7 @@ std::string Encoder::layout_rows(uint32_t sample, const Piece* a_tokens, size_t 
 }
 
 void Encoder::encode_chunk(const std::vector<TextView>& first, const std::vector<TextView>& second,
-                           const EncodeParams& p, Chunk& c) const {
+                           const EncodeOptions& p, Chunk& c) const {
     const bool pairs = !second.empty();
     const size_t n = c.end - c.begin;
     size_t chars = 0;
@@ -271,14 +271,15 @@ void Encoder::encode_chunk(const std::vector<TextView>& first, const std::vector
 }
 
 void Encoder::encode_batch(const std::vector<TextView>& first, const std::vector<TextView>& second,
-                           const EncodeParams& p, BatchResult& res, const ChunkCallback& on_chunk) const {
+                           const EncodeOptions& p, BatchResult& res, const ChunkCallback& on_chunk) const {
     const size_t n = first.size();
     const bool pairs = !second.empty();
     res.chunks.clear();
     res.n_rows = 0;
     res.error.clear();
     res.padded_length = 0;
-    if (p.padding == 2) res.padded_length = pad_target(static_cast<uint32_t>(std::max<int64_t>(0, p.pad_length)), p);
+    if (p.padding == Padding::MaxLength)
+        res.padded_length = pad_target(static_cast<uint32_t>(std::max<int64_t>(0, p.pad_length)), p);
 
     size_t total_chars = 0;
     for (size_t i = 0; i < n; ++i) total_chars += first[i].length + (pairs ? second[i].length : 0);
@@ -357,7 +358,7 @@ void Encoder::encode_batch(const std::vector<TextView>& first, const std::vector
         res.n_rows += c.rows.size();
         if (on_chunk) on_chunk(c);
     }
-    if (p.padding == 1) {
+    if (p.padding == Padding::Longest) {
         // tokenizers pads to the longest main row; overflowing rows are padded to that (never cut)
         uint32_t longest = 0;
         for (const Chunk& c : res.chunks)

@@ -1,6 +1,7 @@
 // pybind11 entry point for fastbert._tokenizer: argument checking with the GIL held, the batch encoded
 // with the GIL released, then the rows written straight into numpy buffers (GIL released) or into Python
-// lists built from cached int objects (one INCREF per token, no allocation for ids).
+// lists built from cached int objects (one INCREF per token, no allocation for ids). One function lays out
+// a row (write_row: token, type id and padding columns); ArrayRow and ListRow only store the values.
 //
 // Lists are built chunk by chunk while the other threads still encode the later chunks
 // (Encoder::encode_batch hands each finished chunk to the calling thread, which takes the GIL for it): the
@@ -28,7 +29,11 @@ namespace py = pybind11;
 namespace fastbert {
 namespace {
 
-enum Want : int { kIds = 1, kTypes = 2, kAttention = 4, kSpecial = 8, kOffsets = 16 };
+// The outputs, in the order of their bits in `want` (WANT_IDS is 1 << kIds, ...), and their names.
+enum Output : int { kIds, kTypes, kAttention, kSpecial, kOffsets, kOutputs };
+const char* const kOutputNames[kOutputs] = {"input_ids", "token_type_ids", "attention_mask", "special_tokens_mask",
+                                            "offset_mapping"};
+inline bool wants(int want, int output) { return (want >> output) & 1; }
 
 TextView view_of(PyObject* obj, size_t index, const char* what) {
     if (!PyUnicode_Check(obj)) {
@@ -60,20 +65,108 @@ std::vector<TextView> views_of(const py::list& texts, const char* what) {
     return out;
 }
 
-// Calls f(id, type_id, special, start, end) for each token of the row in order (no padding).
+// ---- The row layout, one for the numpy and the list writer --------------------------------------------
+// Calls f(id, special, start, end) for each token of the row in order: [CLS] A [SEP] (B [SEP]), no padding.
 template <class F>
 void for_each_token(const Encoder& enc, const Row& r, bool add_special, F&& f) {
-    if (add_special) f(enc.cls_id(), 0, 1, 0u, 0u);
-    for (uint32_t k = 0; k < r.a_len; ++k) f(r.a[k].id, 0, 0, r.a[k].start, r.a[k].end);
-    if (add_special) f(enc.sep_id(), 0, 1, 0u, 0u);
+    if (add_special) f(enc.cls_id(), 1, 0u, 0u);
+    for (uint32_t k = 0; k < r.a_len; ++k) f(r.a[k].id, 0, r.a[k].start, r.a[k].end);
+    if (add_special) f(enc.sep_id(), 1, 0u, 0u);
     if (r.has_pair) {
-        for (uint32_t k = 0; k < r.b_len; ++k) f(r.b[k].id, 1, 0, r.b[k].start, r.b[k].end);
-        if (add_special) f(enc.sep_id(), 1, 1, 0u, 0u);
+        for (uint32_t k = 0; k < r.b_len; ++k) f(r.b[k].id, 0, r.b[k].start, r.b[k].end);
+        if (add_special) f(enc.sep_id(), 1, 0u, 0u);
     }
 }
 
-// Tokens of a row that get type id 0: [CLS] A [SEP] (the rest, B [SEP], gets 1).
-inline size_t r_first_len(const Row& r, bool add_special) { return r.a_len + (add_special ? 2 : 0); }
+// Writes one row, padded to `width` columns, of the outputs in `want` (input_ids always) through a writer that
+// stores the values its own way:
+//   w.token(col, id, special, start, end)  the token at column col
+//   w.token_id(col, id)                    the same, when only input_ids have a value per token
+//   w.fill(output, col, n, value)          n columns from col with one value: 0 or 1 (type ids, masks), the
+//                                          pad id (input_ids), 0 meaning (0, 0) (offset_mapping)
+// The row's tokens take `length` columns from `tok`, the first n_first of them ([CLS] A [SEP]) with type id 0
+// and the rest (B [SEP]) with 1; its padding takes the other n_pad columns, from `pad`: after the tokens, or
+// before them when padding on the left.
+template <class Writer>
+void write_row(const Encoder& enc, const Row& row, uint32_t width, const EncodeOptions& p, int want, Writer& w) {
+    const size_t length = row.length, n_pad = width - length;
+    const size_t n_first = row.a_len + (p.add_special_tokens ? 2 : 0);
+    const size_t tok = p.pad_left ? n_pad : 0, pad = p.pad_left ? 0 : length;
+    size_t col = tok;
+    if (wants(want, kSpecial) || wants(want, kOffsets))
+        for_each_token(enc, row, p.add_special_tokens, [&](uint32_t id, int special, uint32_t start, uint32_t end) {
+            w.token(col++, id, special, start, end);
+        });
+    else
+        for_each_token(enc, row, p.add_special_tokens,
+                       [&](uint32_t id, int, uint32_t, uint32_t) { w.token_id(col++, id); });
+    w.fill(kIds, pad, n_pad, enc.pad_id());
+    if (wants(want, kTypes)) {
+        w.fill(kTypes, tok, n_first, 0);
+        w.fill(kTypes, tok + n_first, length - n_first, 1);
+        w.fill(kTypes, pad, n_pad, 0);
+    }
+    if (wants(want, kAttention)) {
+        w.fill(kAttention, tok, length, 1);
+        w.fill(kAttention, pad, n_pad, 0);
+    }
+    if (wants(want, kSpecial)) w.fill(kSpecial, pad, n_pad, 1);
+    if (wants(want, kOffsets)) w.fill(kOffsets, pad, n_pad, 0);
+}
+
+// A row of the numpy outputs: int64 columns (two per column for offset_mapping); GIL not needed.
+struct ArrayRow {
+    int64_t* at[kOutputs];  // the row's first column in each output (nullptr: not asked for)
+
+    void token_id(size_t col, uint32_t id) { at[kIds][col] = id; }
+    void token(size_t col, uint32_t id, int special, uint32_t start, uint32_t end) {
+        at[kIds][col] = id;
+        if (at[kSpecial]) at[kSpecial][col] = special;
+        if (at[kOffsets]) {
+            at[kOffsets][2 * col] = start;
+            at[kOffsets][2 * col + 1] = end;
+        }
+    }
+    void fill(Output k, size_t col, size_t n, int64_t value) {
+        const size_t w = k == kOffsets ? 2 : 1;
+        std::fill(at[k] + w * col, at[k] + w * (col + n), value);
+    }
+};
+
+// A row of the Python lists (GIL held): items are the cached int objects, a reference added per item, and
+// (start, end) tuples for offset_mapping.
+struct ListRow {
+    const py::object* ints;  // ints[i] is i, for every id
+    PyObject *zero, *one, *zero_pair;
+    PyObject** at[kOutputs];  // the items of the row's list in each output (nullptr: not asked for)
+
+    void token_id(size_t col, uint32_t id) {
+        PyObject* v = ints[id].ptr();
+        Py_INCREF(v);
+        at[kIds][col] = v;
+    }
+    void token(size_t col, uint32_t id, int special, uint32_t start, uint32_t end) {
+        token_id(col, id);
+        if (at[kSpecial]) {
+            PyObject* m = special ? one : zero;
+            Py_INCREF(m);
+            at[kSpecial][col] = m;
+        }
+        if (at[kOffsets]) {
+            PyObject* t = PyTuple_New(2);
+            if (!t) throw py::error_already_set();
+            PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLong(start));
+            PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(end));
+            PyObject_GC_UnTrack(t);  // ints only: what the cyclic GC would do itself
+            at[kOffsets][col] = t;
+        }
+    }
+    void fill(Output k, size_t col, size_t n, uint32_t value) {
+        PyObject* v = k == kIds ? ints[value].ptr() : k == kOffsets ? zero_pair : value ? one : zero;
+        std::fill(at[k] + col, at[k] + col + n, v);
+        if (n) Py_SET_REFCNT(v, Py_REFCNT(v) + static_cast<Py_ssize_t>(n));  // n references, added at once
+    }
+};
 
 // The GIL released for a scope, and taken back for inner scopes (Held) on the same thread.
 class GilReleased {
@@ -92,44 +185,50 @@ class GilReleased {
     PyThreadState* state_;
 };
 
-// Python lists of the rows, chunk by chunk (GIL held): ids from the cached ints, type ids / masks from the
-// 0 and 1 objects with their references added once per row.
+// Python lists of the rows, chunk by chunk (GIL held), one list per row and output.
 class ListWriter {
   public:
-    ListWriter(const Encoder& enc, const std::vector<py::object>& ints, const EncodeParams& p, int want,
+    ListWriter(const Encoder& enc, const std::vector<py::object>& ints, const EncodeOptions& p, int want,
                size_t n_rows_hint)
-        : enc_(enc), ints_(ints), p_(p), want_(want) {
-        zero_ = ints_[0].ptr();
-        one_ = ints_.size() > 1 ? ints_[1].ptr() : (one_holder_ = py::int_(1)).ptr();
+        : enc_(enc), p_(p), want_(want) {
         zero_pair_ = py::make_tuple(0, 0);
+        one_holder_ = py::int_(1);  // ints[1], unless the vocab has one token
+        row_.ints = ints.data();
+        row_.zero = ints[0].ptr();
+        row_.one = ints.size() > 1 ? ints[1].ptr() : one_holder_.ptr();
+        row_.zero_pair = zero_pair_.ptr();
         for (int k = 0; k < kOutputs; ++k)
-            if (want_ & (1 << k)) cols_[k].reserve(n_rows_hint);
+            if (wants(want_, k)) cols_[k].reserve(n_rows_hint);
     }
 
     void add(const Chunk& c, uint32_t padded_length) {
-        for (const Row& row : c.rows) add_row(row, std::max(row.length, padded_length));
+        for (const Row& row : c.rows) {
+            const uint32_t width = std::max(row.length, padded_length);
+            for (int k = 0; k < kOutputs; ++k) row_.at[k] = wants(want_, k) ? new_list(k, width) : nullptr;
+            write_row(enc_, row, width, p_, want_, row_);
+            // Ints (and tuples of ints) only: no cycle can go through these lists (see the top of the file).
+            for (int k = 0; k < kOutputs; ++k)
+                if (wants(want_, k)) PyObject_GC_UnTrack(cols_[k].back().ptr());
+        }
     }
 
     // The outputs asked for, as lists of the row lists.
     py::dict finish() {
-        static const char* const names[kOutputs] = {"input_ids", "token_type_ids", "attention_mask",
-                                                    "special_tokens_mask", "offset_mapping"};
         py::dict out;
         for (int k = 0; k < kOutputs; ++k) {
-            if (!(want_ & (1 << k))) continue;
+            if (!wants(want_, k)) continue;
             std::vector<py::object>& col = cols_[k];
             py::list l(col.size());
             for (size_t i = 0; i < col.size(); ++i) PyList_SET_ITEM(l.ptr(), i, col[i].release().ptr());
             col.clear();
-            out[names[k]] = l;
+            out[kOutputNames[k]] = l;
         }
         return out;
     }
 
   private:
-    static constexpr int kOutputs = 5;  // bit k of `want` (Want) asks for output k
-
-    // A new list of n items, to be filled; kept (and released on error) by cols_[k].
+    // A new list of n items, to be filled; kept (and released on error) by cols_[k]. Its items are NULL until
+    // written: safe to release half-filled.
     PyObject** new_list(int k, size_t n) {
         PyObject* l = PyList_New(static_cast<Py_ssize_t>(n));
         if (!l) throw py::error_already_set();
@@ -137,82 +236,12 @@ class ListWriter {
         return reinterpret_cast<PyListObject*>(l)->ob_item;
     }
 
-    // n more references to obj, written into lists without INCREF.
-    static void add_refs(PyObject* obj, size_t n) {
-        if (n) Py_SET_REFCNT(obj, Py_REFCNT(obj) + static_cast<Py_ssize_t>(n));
-    }
-
-    void add_row(const Row& row, uint32_t L) {
-        const bool add_special = p_.add_special_tokens;
-        const size_t pad = L - row.length;
-        const size_t tok_col = p_.pad_left ? pad : 0;
-        const size_t pad_col = p_.pad_left ? 0 : row.length;
-        if (want_ & kIds) {
-            PyObject** items = new_list(0, L);
-            PyObject** it = items + tok_col;
-            const py::object* ints = ints_.data();
-            for_each_token(enc_, row, add_special, [&](uint32_t id, int, int, uint32_t, uint32_t) {
-                PyObject* v = ints[id].ptr();
-                Py_INCREF(v);
-                *it++ = v;
-            });
-            PyObject* pad_id = ints[enc_.pad_id()].ptr();
-            std::fill(items + pad_col, items + pad_col + pad, pad_id);
-            add_refs(pad_id, pad);
-        }
-        if (want_ & kTypes) {
-            PyObject** it = new_list(1, L);
-            const size_t n_first = r_first_len(row, add_special);
-            std::fill(it + tok_col, it + tok_col + n_first, zero_);
-            std::fill(it + tok_col + n_first, it + tok_col + row.length, one_);
-            std::fill(it + pad_col, it + pad_col + pad, zero_);
-            add_refs(zero_, n_first + pad);
-            add_refs(one_, row.length - n_first);
-        }
-        if (want_ & kAttention) {
-            PyObject** it = new_list(2, L);
-            std::fill(it + tok_col, it + tok_col + row.length, one_);
-            std::fill(it + pad_col, it + pad_col + pad, zero_);
-            add_refs(one_, row.length);
-            add_refs(zero_, pad);
-        }
-        if (want_ & kSpecial) {
-            PyObject** it = new_list(3, L);
-            size_t col = tok_col, n_special = pad;
-            for_each_token(enc_, row, add_special, [&](uint32_t, int, int sp, uint32_t, uint32_t) {
-                it[col++] = sp ? one_ : zero_;
-                n_special += sp;
-            });
-            std::fill(it + pad_col, it + pad_col + pad, one_);
-            add_refs(one_, n_special);
-            add_refs(zero_, L - n_special);
-        }
-        if (want_ & kOffsets) {
-            PyObject** it = new_list(4, L);  // NULL items until written: safe to release half-filled
-            size_t col = tok_col;
-            for_each_token(enc_, row, add_special, [&](uint32_t, int, int, uint32_t s, uint32_t e) {
-                PyObject* t = PyTuple_New(2);
-                if (!t) throw py::error_already_set();
-                PyTuple_SET_ITEM(t, 0, PyLong_FromUnsignedLong(s));
-                PyTuple_SET_ITEM(t, 1, PyLong_FromUnsignedLong(e));
-                PyObject_GC_UnTrack(t);  // ints only: what the cyclic GC would do itself
-                it[col++] = t;
-            });
-            std::fill(it + pad_col, it + pad_col + pad, zero_pair_.ptr());
-            add_refs(zero_pair_.ptr(), pad);
-        }
-        // Ints (and tuples of ints) only: no cycle can go through these lists (see the top of the file).
-        for (int k = 0; k < kOutputs; ++k)
-            if (want_ & (1 << k)) PyObject_GC_UnTrack(cols_[k].back().ptr());
-    }
-
     const Encoder& enc_;
-    const std::vector<py::object>& ints_;
-    const EncodeParams& p_;
+    const EncodeOptions& p_;
     const int want_;
-    PyObject *zero_, *one_;
     py::object one_holder_;
     py::tuple zero_pair_;
+    ListRow row_;
     std::vector<py::object> cols_[kOutputs];
 };
 
@@ -253,9 +282,7 @@ class PyTokenizer {
         return out;
     }
 
-    py::dict encode(py::list texts, py::object pairs, bool add_special_tokens, int truncation, int64_t max_length,
-                    int64_t stride, bool truncate_left, bool return_overflowing, int padding, int64_t pad_length,
-                    int64_t pad_to_multiple_of, bool pad_left, int num_threads, bool as_numpy, int want) {
+    py::dict encode(py::list texts, py::object pairs, const EncodeOptions& p, bool as_numpy, int want) {
         std::vector<TextView> first = views_of(texts, "text item");
         std::vector<TextView> second;
         if (!pairs.is_none()) {
@@ -265,20 +292,7 @@ class PyTokenizer {
                                       std::to_string(pl.size()) + " text pairs");
             second = views_of(pl, "text_pair item");
         }
-        if (truncation < 0 || truncation > 3) throw py::value_error("unknown truncation code");
-        if (stride < 0) throw py::value_error("stride must be >= 0");
-        EncodeParams p;
-        p.add_special_tokens = add_special_tokens;
-        p.truncation = static_cast<Truncation>(truncation);
-        p.max_length = max_length;
-        p.stride = stride;
-        p.truncate_left = truncate_left;
-        p.return_overflowing = return_overflowing;
-        p.padding = padding;
-        p.pad_length = pad_length;
-        p.pad_to_multiple_of = pad_to_multiple_of;
-        p.pad_left = pad_left;
-        p.num_threads = num_threads;
+        want |= 1 << kIds;  // input_ids always come back
 
         BatchResult res;
         py::dict out;
@@ -292,7 +306,7 @@ class PyTokenizer {
         } else {
             ListWriter lists(*enc_, ints_, p, want, first.size());
             // Padding to the longest row needs every row first; otherwise each chunk is written as it comes.
-            const bool as_they_come = p.padding != 1;
+            const bool as_they_come = p.padding != Padding::Longest;
             {
                 GilReleased released;
                 ChunkCallback write;
@@ -308,7 +322,7 @@ class PyTokenizer {
                 for (const Chunk& c : res.chunks) lists.add(c, res.padded_length);
             out = lists.finish();
         }
-        if (return_overflowing) {
+        if (p.return_overflowing) {
             py::array_t<int64_t> m(static_cast<py::ssize_t>(res.n_rows));
             auto* d = m.mutable_data();
             for (const Chunk& c : res.chunks)
@@ -321,7 +335,7 @@ class PyTokenizer {
     size_t vocab_size() const { return enc_->vocab().size(); }
 
   private:
-    py::dict to_numpy(const BatchResult& res, const EncodeParams& p, int want) {
+    py::dict to_numpy(const BatchResult& res, const EncodeOptions& p, int want) {
         const size_t R = res.n_rows;
         uint32_t L = res.padded_length;
         bool first = true;
@@ -335,58 +349,25 @@ class PyTokenizer {
                         "the rows have different lengths, so they cannot be stacked into one array: "
                         "pass padding=True or padding='max_length' (and truncation=True to cap the length)");
             }
-        const auto shape = std::vector<py::ssize_t>{static_cast<py::ssize_t>(R), static_cast<py::ssize_t>(L)};
-        // Only the arrays asked for are allocated and written.
-        py::array_t<int64_t> ids(shape), types, attn, special, offsets;
-        if (want & kTypes) types = py::array_t<int64_t>(shape);
-        if (want & kAttention) attn = py::array_t<int64_t>(shape);
-        if (want & kSpecial) special = py::array_t<int64_t>(shape);
-        if (want & kOffsets) offsets = py::array_t<int64_t>(std::vector<py::ssize_t>{shape[0], shape[1], 2});
-        int64_t* pi = ids.mutable_data();
-        int64_t* pt = (want & kTypes) ? types.mutable_data() : nullptr;
-        int64_t* pa = (want & kAttention) ? attn.mutable_data() : nullptr;
-        int64_t* ps = (want & kSpecial) ? special.mutable_data() : nullptr;
-        int64_t* po = (want & kOffsets) ? offsets.mutable_data() : nullptr;
+        // Only the arrays asked for are allocated and written; offset_mapping has two values per column.
+        py::array_t<int64_t> arrays[kOutputs];
+        int64_t* data[kOutputs] = {};
+        for (int k = 0; k < kOutputs; ++k) {
+            if (!wants(want, k)) continue;
+            std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(R), static_cast<py::ssize_t>(L)};
+            if (k == kOffsets) shape.push_back(2);
+            arrays[k] = py::array_t<int64_t>(shape);
+            data[k] = arrays[k].mutable_data();
+        }
         {
             py::gil_scoped_release release;
-            const int64_t pad_id = enc_->pad_id();
             auto fill = [&](const Chunk& c) {
                 for (size_t i = 0; i < c.rows.size(); ++i) {
-                    const Row& row = c.rows[i];
-                    const size_t pad = L - row.length;
                     const size_t row_begin = (c.row_base + i) * L;
-                    const size_t tok_col = row_begin + (p.pad_left ? pad : 0);
-                    const size_t pad_col = row_begin + (p.pad_left ? 0 : row.length);
-                    size_t col = tok_col;
-                    if (po || ps) {
-                        for_each_token(*enc_, row, p.add_special_tokens,
-                                       [&](uint32_t id, int, int sp, uint32_t s, uint32_t e) {
-                                           pi[col] = id;
-                                           if (ps) ps[col] = sp;
-                                           if (po) {
-                                               po[2 * col] = s;
-                                               po[2 * col + 1] = e;
-                                           }
-                                           ++col;
-                                       });
-                    } else {
-                        for_each_token(*enc_, row, p.add_special_tokens,
-                                       [&](uint32_t id, int, int, uint32_t, uint32_t) { pi[col++] = id; });
-                    }
-                    if (pt) {
-                        // type ids: 0 up to the end of the first sequence (and its [SEP]), 1 after
-                        const size_t n_first = r_first_len(row, p.add_special_tokens);
-                        std::fill(pt + tok_col, pt + tok_col + n_first, 0);
-                        std::fill(pt + tok_col + n_first, pt + tok_col + row.length, 1);
-                        std::fill(pt + pad_col, pt + pad_col + pad, 0);
-                    }
-                    if (pa) {
-                        std::fill(pa + tok_col, pa + tok_col + row.length, 1);
-                        std::fill(pa + pad_col, pa + pad_col + pad, 0);
-                    }
-                    std::fill(pi + pad_col, pi + pad_col + pad, pad_id);
-                    if (ps) std::fill(ps + pad_col, ps + pad_col + pad, 1);
-                    if (po) std::fill(po + 2 * pad_col, po + 2 * (pad_col + pad), 0);
+                    ArrayRow w;
+                    for (int k = 0; k < kOutputs; ++k)
+                        w.at[k] = data[k] ? data[k] + (k == kOffsets ? 2 : 1) * row_begin : nullptr;
+                    write_row(*enc_, c.rows[i], L, p, want, w);
                 }
             };
             const size_t n_chunks = res.chunks.size();
@@ -407,11 +388,8 @@ class PyTokenizer {
             }
         }
         py::dict out;
-        if (want & kIds) out["input_ids"] = ids;
-        if (want & kTypes) out["token_type_ids"] = types;
-        if (want & kAttention) out["attention_mask"] = attn;
-        if (want & kSpecial) out["special_tokens_mask"] = special;
-        if (want & kOffsets) out["offset_mapping"] = offsets;
+        for (int k = 0; k < kOutputs; ++k)
+            if (wants(want, k)) out[kOutputNames[k]] = arrays[k];
         return out;
     }
 
@@ -423,25 +401,74 @@ class PyTokenizer {
 }  // namespace fastbert
 
 PYBIND11_MODULE(_tokenizer, m) {
+    using fastbert::EncodeOptions;
+    using fastbert::Padding;
     using fastbert::PyTokenizer;
+    using fastbert::Truncation;
     m.doc() = "fastbert C++ WordPiece tokenizer (BertNormalizer, BertPreTokenizer, Fast WordPiece, template)";
-    m.attr("WANT_IDS") = int(fastbert::kIds);
-    m.attr("WANT_TYPES") = int(fastbert::kTypes);
-    m.attr("WANT_ATTENTION") = int(fastbert::kAttention);
-    m.attr("WANT_SPECIAL") = int(fastbert::kSpecial);
-    m.attr("WANT_OFFSETS") = int(fastbert::kOffsets);
+    m.attr("WANT_IDS") = 1 << fastbert::kIds;
+    m.attr("WANT_TYPES") = 1 << fastbert::kTypes;
+    m.attr("WANT_ATTENTION") = 1 << fastbert::kAttention;
+    m.attr("WANT_SPECIAL") = 1 << fastbert::kSpecial;
+    m.attr("WANT_OFFSETS") = 1 << fastbert::kOffsets;
+    // transformers' TruncationStrategy / PaddingStrategy names
+    py::enum_<Truncation>(m, "Truncation", "Truncation strategy (transformers' TruncationStrategy)")
+        .value("DO_NOT_TRUNCATE", Truncation::DoNotTruncate)
+        .value("LONGEST_FIRST", Truncation::LongestFirst)
+        .value("ONLY_FIRST", Truncation::OnlyFirst)
+        .value("ONLY_SECOND", Truncation::OnlySecond);
+    py::enum_<Padding>(m, "Padding", "Padding strategy (transformers' PaddingStrategy)")
+        .value("DO_NOT_PAD", Padding::DoNotPad)
+        .value("LONGEST", Padding::Longest)
+        .value("MAX_LENGTH", Padding::MaxLength);
+    const EncodeOptions d;  // the defaults
+    py::class_<EncodeOptions>(m, "EncodeOptions", "What one encode call asks for, lengths resolved; by keyword.")
+        .def(py::init([](bool add_special_tokens, Truncation truncation, int64_t max_length, int64_t stride,
+                         bool truncate_left, bool return_overflowing, Padding padding, int64_t pad_length,
+                         int64_t pad_to_multiple_of, bool pad_left, int num_threads) {
+                 if (stride < 0) throw py::value_error("stride must be >= 0");
+                 EncodeOptions o;
+                 o.add_special_tokens = add_special_tokens;
+                 o.truncation = truncation;
+                 o.max_length = max_length;
+                 o.stride = stride;
+                 o.truncate_left = truncate_left;
+                 o.return_overflowing = return_overflowing;
+                 o.padding = padding;
+                 o.pad_length = pad_length;
+                 o.pad_to_multiple_of = pad_to_multiple_of;
+                 o.pad_left = pad_left;
+                 o.num_threads = num_threads;
+                 return o;
+             }),
+             py::kw_only(), py::arg("add_special_tokens") = d.add_special_tokens,
+             py::arg("truncation") = d.truncation, py::arg("max_length") = d.max_length,
+             py::arg("stride") = d.stride, py::arg("truncate_left") = d.truncate_left,
+             py::arg("return_overflowing") = d.return_overflowing, py::arg("padding") = d.padding,
+             py::arg("pad_length") = d.pad_length, py::arg("pad_to_multiple_of") = d.pad_to_multiple_of,
+             py::arg("pad_left") = d.pad_left, py::arg("num_threads") = d.num_threads)
+        .def_readonly("add_special_tokens", &EncodeOptions::add_special_tokens)
+        .def_readonly("truncation", &EncodeOptions::truncation)
+        .def_readonly("max_length", &EncodeOptions::max_length)
+        .def_readonly("stride", &EncodeOptions::stride)
+        .def_readonly("truncate_left", &EncodeOptions::truncate_left)
+        .def_readonly("return_overflowing", &EncodeOptions::return_overflowing)
+        .def_readonly("padding", &EncodeOptions::padding)
+        .def_readonly("pad_length", &EncodeOptions::pad_length)
+        .def_readonly("pad_to_multiple_of", &EncodeOptions::pad_to_multiple_of)
+        .def_readonly("pad_left", &EncodeOptions::pad_left)
+        .def_readonly("num_threads", &EncodeOptions::num_threads);
     py::class_<PyTokenizer>(m, "Tokenizer")
         .def(py::init<std::vector<std::string>, uint32_t, uint32_t, uint32_t, uint32_t,
                       std::vector<std::pair<std::u32string, uint32_t>>, bool, bool, bool, size_t, std::string>(),
-             py::arg("vocab"), py::arg("unk_id"), py::arg("cls_id"), py::arg("sep_id"), py::arg("pad_id"),
-             py::arg("specials"), py::arg("lowercase"), py::arg("strip_accents"),
+             py::kw_only(), py::arg("vocab"), py::arg("unk_id"), py::arg("cls_id"), py::arg("sep_id"),
+             py::arg("pad_id"), py::arg("specials"), py::arg("lowercase"), py::arg("strip_accents"),
              py::arg("handle_chinese_chars"), py::arg("max_input_chars_per_word"), py::arg("prefix"))
         .def("tokenize", &PyTokenizer::tokenize, py::arg("text"),
              "Token strings of one text (no [CLS]/[SEP] added; special tokens written in the text are kept).")
-        .def("encode", &PyTokenizer::encode, py::arg("texts"), py::arg("pairs"), py::arg("add_special_tokens"),
-             py::arg("truncation"), py::arg("max_length"), py::arg("stride"), py::arg("truncate_left"),
-             py::arg("return_overflowing"), py::arg("padding"), py::arg("pad_length"),
-             py::arg("pad_to_multiple_of"), py::arg("pad_left"), py::arg("num_threads"), py::arg("as_numpy"),
-             py::arg("want"))
+        .def("encode", &PyTokenizer::encode, py::arg("texts"), py::kw_only(), py::arg("pairs"), py::arg("options"),
+             py::arg("as_numpy"), py::arg("want"),
+             "The rows of a batch (pairs: a list as long as texts, or None) as numpy arrays or Python lists: a dict "
+             "of the outputs in want (WANT_* bits; input_ids always).")
         .def_property_readonly("vocab_size", &PyTokenizer::vocab_size);
 }

@@ -146,17 +146,21 @@ class Normalizer {
 };
 
 // ---- Whole-pipeline encoder ---------------------------------------------------------------------------
-enum class Truncation { None = 0, LongestFirst = 1, OnlyFirst = 2, OnlySecond = 3 };
+// The strategies of transformers' `truncation=` and `padding=` (bound to Python as Truncation / Padding,
+// with transformers' names).
+enum class Truncation { DoNotTruncate, LongestFirst, OnlyFirst, OnlySecond };
+enum class Padding { DoNotPad, Longest, MaxLength };
 
-struct EncodeParams {
+// What one call asks of the encoder, lengths already resolved (fastbert/tokenizer.py does that).
+struct EncodeOptions {
     bool add_special_tokens = true;
-    Truncation truncation = Truncation::None;
+    Truncation truncation = Truncation::DoNotTruncate;
     int64_t max_length = -1;       // truncation length (>= 0 when truncation is on)
     int64_t stride = 0;
     bool truncate_left = false;
     bool return_overflowing = false;
-    int padding = 0;               // 0 none, 1 longest, 2 max_length
-    int64_t pad_length = 0;        // for max_length padding
+    Padding padding = Padding::DoNotPad;
+    int64_t pad_length = 0;        // for Padding::MaxLength
     int64_t pad_to_multiple_of = 0;
     bool pad_left = false;
     int num_threads = 1;
@@ -209,10 +213,10 @@ class Encoder {
     // threads and lays out the rows. When on_chunk is given, the calling thread hands it each chunk in order
     // as soon as that chunk is done, while the threads go on encoding the later ones (so that what the
     // caller does with a chunk overlaps the encoding). result.padded_length is set before the first call,
-    // except for padding to the longest row (p.padding == 1), which is only known at the end. A failing chunk
+    // except for padding to the longest row (Padding::Longest), which is only known at the end. A failing chunk
     // stops the batch: result.error is set and neither it nor a later chunk is handed on.
     void encode_batch(const std::vector<TextView>& first, const std::vector<TextView>& second,
-                      const EncodeParams& p, BatchResult& result, const ChunkCallback& on_chunk = {}) const;
+                      const EncodeOptions& p, BatchResult& result, const ChunkCallback& on_chunk = {}) const;
 
     uint32_t cls_id() const { return cls_id_; }
     uint32_t sep_id() const { return sep_id_; }
@@ -225,9 +229,9 @@ class Encoder {
     // Appends the tokens of one sequence to out.
     void encode_append(const TextView& text, std::vector<Piece>& out) const;
     void encode_chunk(const std::vector<TextView>& first, const std::vector<TextView>& second,
-                      const EncodeParams& p, Chunk& chunk) const;
+                      const EncodeOptions& p, Chunk& chunk) const;
     std::string layout_rows(uint32_t sample, const Piece* a, size_t n1, const Piece* b, size_t n2, bool has_pair,
-                            const EncodeParams& p, std::vector<Row>& rows) const;
+                            const EncodeOptions& p, std::vector<Row>& rows) const;
 
     std::vector<std::string> vocab_;
     Normalizer normalizer_;

@@ -4,11 +4,14 @@ The C++ side does the work (normalize, pre-tokenize, WordPiece, truncation, temp
 threads with the GIL released and writes numpy buffers or Python lists directly (the row lists, ints only,
 are not tracked by the cyclic GC: a cycle built through one of them is never freed). This file maps
 transformers' call signature onto it: argument resolution follows `PreTrainedTokenizerBase`
-(`_get_padding_truncation_strategies`), output layout follows its fast tokenizers.
+(`_get_padding_truncation_strategies`), output layout follows its fast tokenizers. A call checks its
+arguments, reads `padding=` / `truncation=` as Padding / Truncation (enums of the C++ side), resolves the
+lengths into an EncodeOptions, runs the C++ batch and wraps its outputs.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -18,24 +21,35 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from . import _tokenizer
+from ._tokenizer import EncodeOptions, Padding, Truncation
 from .config import read_json
 
 VERY_LARGE_INTEGER = int(1e30)  # transformers' "no model_max_length" marker
 _SPECIAL_ATTRS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-_PADDING = {False: 0, None: 0, "do_not_pad": 0, True: 1, "longest": 1, "max_length": 2}
+# transformers' spellings of `padding=` / `truncation=` (the strings are also its PaddingStrategy /
+# TruncationStrategy values), and the strategies they mean
+_PADDING = {
+    False: Padding.DO_NOT_PAD,
+    None: Padding.DO_NOT_PAD,
+    "do_not_pad": Padding.DO_NOT_PAD,
+    True: Padding.LONGEST,
+    "longest": Padding.LONGEST,
+    "max_length": Padding.MAX_LENGTH,
+}
 _TRUNCATION = {
-    False: 0,
-    None: 0,
-    "do_not_truncate": 0,
-    True: 1,
-    "longest_first": 1,
-    "only_first": 2,
-    "only_second": 3,
+    False: Truncation.DO_NOT_TRUNCATE,
+    None: Truncation.DO_NOT_TRUNCATE,
+    "do_not_truncate": Truncation.DO_NOT_TRUNCATE,
+    True: Truncation.LONGEST_FIRST,
+    "longest_first": Truncation.LONGEST_FIRST,
+    "only_first": Truncation.ONLY_FIRST,
+    "only_second": Truncation.ONLY_SECOND,
 }
 _IGNORED_KWARGS = {"verbose", "split_special_tokens"}
 
 
 def _strategy(value, table, name):
+    """The strategy `value` spells in `table` (a bool, None, a string or one of transformers' enums)."""
     value = getattr(value, "value", value)  # transformers' PaddingStrategy / TruncationStrategy enums
     if isinstance(value, (bool, str)) or value is None:
         if value in table:
@@ -168,17 +182,17 @@ class BertTokenizer:
         lowercase = self.do_lower_case
         strip = lowercase if strip_accents is None else bool(strip_accents)
         self._core = _tokenizer.Tokenizer(
-            vocab,
-            self.vocab[unk_token],
-            self.vocab[cls_token],
-            self.vocab[sep_token],
-            self.vocab[pad_token],
-            [(t, self.vocab[t]) for t in self.all_special_tokens],
-            lowercase,
-            strip,
-            self.tokenize_chinese_chars,
-            self.max_input_chars_per_word,
-            wordpiece_prefix,
+            vocab=vocab,
+            unk_id=self.vocab[unk_token],
+            cls_id=self.vocab[cls_token],
+            sep_id=self.vocab[sep_token],
+            pad_id=self.vocab[pad_token],
+            specials=[(t, self.vocab[t]) for t in self.all_special_tokens],
+            lowercase=lowercase,
+            strip_accents=strip,
+            handle_chinese_chars=self.tokenize_chinese_chars,
+            max_input_chars_per_word=self.max_input_chars_per_word,
+            prefix=wordpiece_prefix,
         )
 
     @staticmethod
@@ -316,111 +330,108 @@ class BertTokenizer:
         num_threads: int | None = None,
         **kwargs,
     ) -> BatchEncoding:
-        unknown = set(kwargs) - _IGNORED_KWARGS
-        if unknown:
-            raise TypeError(f"unsupported argument(s) for BertTokenizer: {sorted(unknown)}")
+        _reject_unsupported(kwargs)
         texts, pairs, batched = _batch_inputs(text, text_pair)
-        pad_code = _strategy(padding, _PADDING, "padding")
-        trunc_code = _strategy(truncation, _TRUNCATION, "truncation")
-        if max_length is not None and padding is False and truncation is None:
-            trunc_code = 1  # transformers: max_length without truncation/padding means longest_first
-        if return_tensors not in (None, "np", "pt"):
-            raise ValueError(f"return_tensors must be None, 'np' or 'pt', got {return_tensors!r}")
-        if max_length is not None and (not isinstance(max_length, (int, np.integer)) or max_length < 0):
-            raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
-        if not isinstance(stride, (int, np.integer)) or stride < 0:
-            raise ValueError(f"stride must be a non-negative int, got {stride!r}")
-        if pad_to_multiple_of is not None and (
-            not isinstance(pad_to_multiple_of, (int, np.integer)) or pad_to_multiple_of < 0
-        ):
-            raise ValueError(f"pad_to_multiple_of must be a non-negative int, got {pad_to_multiple_of!r}")
-        side = self._side(padding_side or self.padding_side, "padding_side")
+        padding, truncation = _strategies(padding, truncation, max_length)
+        _check_call_arguments(return_tensors, max_length, stride, pad_to_multiple_of)
+        options = self._encode_options(
+            padding,
+            truncation,
+            max_length=max_length,
+            stride=stride,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            add_special_tokens=add_special_tokens,
+            return_overflowing_tokens=return_overflowing_tokens,
+            num_threads=num_threads,
+        )
+        want = _wanted_outputs(
+            return_token_type_ids, return_attention_mask, return_special_tokens_mask, return_offsets_mapping
+        )
+        out = self._encode_batch(texts, pairs, options, as_numpy=return_tensors is not None, want=want)
+        return _batch_encoding(
+            out, return_tensors, return_length, unbatch=not batched and not return_overflowing_tokens
+        )
 
-        trunc_length = max_length
-        if trunc_code and trunc_length is None:
-            trunc_length = self.model_max_length
-            if trunc_length >= VERY_LARGE_INTEGER:
-                trunc_code = 0  # no model_max_length: nothing to truncate to
-        if trunc_code and trunc_length >= 2 and stride > trunc_length - 2:
+    def _encode_options(
+        self,
+        padding: Padding,
+        truncation: Truncation,
+        *,
+        max_length,
+        stride,
+        pad_to_multiple_of,
+        padding_side,
+        add_special_tokens,
+        return_overflowing_tokens,
+        num_threads,
+    ) -> EncodeOptions:
+        """The C++ options of one call, lengths resolved as transformers resolves them."""
+        side = self._side(padding_side or self.padding_side, "padding_side")
+        truncation, trunc_length = self._truncation(truncation, max_length, stride)
+        padding, pad_length = self._padding(padding, max_length)
+        multiple = int(pad_to_multiple_of or 0) if padding != Padding.DO_NOT_PAD else 0
+        if truncation != Truncation.DO_NOT_TRUNCATE and multiple and trunc_length % multiple != 0:
+            raise ValueError(
+                f"Truncation and padding are both activated but truncation length ({trunc_length}) is not a "
+                f"multiple of pad_to_multiple_of ({multiple})."
+            )
+        return _options(
+            add_special_tokens=bool(add_special_tokens),
+            truncation=truncation,
+            max_length=trunc_length,
+            stride=int(stride),
+            truncate_left=self.truncation_side == "left",
+            return_overflowing=bool(return_overflowing_tokens),
+            padding=padding,
+            pad_length=pad_length,
+            pad_to_multiple_of=multiple,
+            pad_left=side == "left",
+            num_threads=int(num_threads or self.num_threads),
+        )
+
+    def _truncation(self, truncation: Truncation, max_length, stride) -> tuple[Truncation, int]:
+        """The truncation strategy and length (-1: none): max_length, else model_max_length if there is one."""
+        if truncation == Truncation.DO_NOT_TRUNCATE:
+            return truncation, -1
+        if max_length is None:
+            if self.model_max_length >= VERY_LARGE_INTEGER:
+                return Truncation.DO_NOT_TRUNCATE, -1  # nothing to truncate to
+            max_length = self.model_max_length
+        if max_length >= 2 and stride > max_length - 2:
             # transformers (through tokenizers' enable_truncation) rejects this up front, counting the two
             # special tokens of a single sequence even for pairs
             raise ValueError(
                 f"stride ({stride}) is greater than or equal to the effective max length "
-                f"({trunc_length - 2} = max_length {trunc_length} - 2 special tokens)"
+                f"({max_length - 2} = max_length {max_length} - 2 special tokens)"
             )
-        pad_length = max_length
-        if pad_code == 2 and pad_length is None:
-            pad_length = self.model_max_length
-            if pad_length >= VERY_LARGE_INTEGER:
+        return truncation, int(max_length)
+
+    def _padding(self, padding: Padding, max_length) -> tuple[Padding, int]:
+        """The padding strategy and, for MAX_LENGTH, the length: max_length, else model_max_length."""
+        if padding != Padding.MAX_LENGTH:
+            return padding, 0
+        if max_length is None:
+            if self.model_max_length >= VERY_LARGE_INTEGER:
                 warnings.warn(
                     "padding='max_length' without max_length and no model_max_length: not padding",
-                    stacklevel=2,
+                    stacklevel=4,  # the caller of __call__
                 )
-                pad_code = 0
-        if (
-            trunc_code
-            and pad_code
-            and pad_to_multiple_of
-            and trunc_length is not None
-            and trunc_length % pad_to_multiple_of != 0
-        ):
-            raise ValueError(
-                f"Truncation and padding are both activated but truncation length ({trunc_length}) is not a "
-                f"multiple of pad_to_multiple_of ({pad_to_multiple_of})."
-            )
-        want = _tokenizer.WANT_IDS
-        if return_token_type_ids is None or return_token_type_ids:
-            want |= _tokenizer.WANT_TYPES
-        if return_attention_mask is None or return_attention_mask:
-            want |= _tokenizer.WANT_ATTENTION
-        if return_special_tokens_mask:
-            want |= _tokenizer.WANT_SPECIAL
-        if return_offsets_mapping:
-            want |= _tokenizer.WANT_OFFSETS
+                return Padding.DO_NOT_PAD, 0
+            max_length = self.model_max_length
+        return padding, int(max_length)
+
+    def _encode_batch(self, texts, pairs, options: EncodeOptions, as_numpy: bool, want: int) -> dict:
+        """The C++ batch: a dict of numpy arrays or of lists of row lists."""
         # Building many small lists triggers the cyclic GC over and over; none of them can form a cycle.
-        gc_was_enabled = return_tensors is None and gc.isenabled()
-        if gc_was_enabled:
+        pause_gc = not as_numpy and gc.isenabled()
+        if pause_gc:
             gc.disable()
         try:
-            out = self._core.encode(
-                texts,
-                pairs,
-                bool(add_special_tokens),
-                trunc_code,
-                int(trunc_length) if trunc_code else -1,
-                int(stride),
-                self.truncation_side == "left",
-                bool(return_overflowing_tokens),
-                pad_code,
-                int(pad_length) if pad_code == 2 else 0,
-                int(pad_to_multiple_of or 0) if pad_code else 0,
-                side == "left",
-                int(num_threads or self.num_threads),
-                return_tensors is not None,
-                want,
-            )
+            return self._core.encode(texts, pairs=pairs, options=options, as_numpy=as_numpy, want=want)
         finally:
-            if gc_was_enabled:
+            if pause_gc:
                 gc.enable()
-        if return_length:
-            mask_key = "attention_mask"
-            if return_tensors is None:
-                out["length"] = [len(r) for r in out["input_ids"]]
-            else:
-                out["length"] = (
-                    out[mask_key].sum(axis=1)
-                    if mask_key in out
-                    else np.full(len(out["input_ids"]), out["input_ids"].shape[1])
-                )
-        if return_tensors == "pt":
-            import torch
-
-            out = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in out.items()}
-        elif return_tensors is None and not batched and not return_overflowing_tokens:
-            out = {
-                k: v[0] if isinstance(v, list) and v and isinstance(v[0], list) else v for k, v in out.items()
-            }
-        return BatchEncoding(out)
 
     # ---- decoding ----------------------------------------------------------------------------------------
     def decode(
@@ -531,6 +542,78 @@ def _batch_inputs(text, text_pair):
     if len(pairs) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(pairs)} text pairs")
     return texts, pairs, True
+
+
+def _reject_unsupported(kwargs):
+    unknown = set(kwargs) - _IGNORED_KWARGS
+    if unknown:
+        raise TypeError(f"unsupported argument(s) for BertTokenizer: {sorted(unknown)}")
+
+
+@functools.lru_cache(maxsize=64)
+def _options(**fields) -> EncodeOptions:
+    """The EncodeOptions of these fields: one object for each (they are read-only), since building one with
+    keyword arguments costs as much as encoding a short text."""
+    return EncodeOptions(**fields)
+
+
+def _strategies(padding, truncation, max_length) -> tuple[Padding, Truncation]:
+    """The strategies `padding=` and `truncation=` ask for, as transformers reads them."""
+    pad = _strategy(padding, _PADDING, "padding")
+    trunc = _strategy(truncation, _TRUNCATION, "truncation")
+    if max_length is not None and padding is False and truncation is None:
+        trunc = Truncation.LONGEST_FIRST  # transformers: max_length without truncation/padding means longest_first
+    return pad, trunc
+
+
+def _check_call_arguments(return_tensors, max_length, stride, pad_to_multiple_of):
+    if return_tensors not in (None, "np", "pt"):
+        raise ValueError(f"return_tensors must be None, 'np' or 'pt', got {return_tensors!r}")
+    if max_length is not None and (not isinstance(max_length, (int, np.integer)) or max_length < 0):
+        raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
+    if not isinstance(stride, (int, np.integer)) or stride < 0:
+        raise ValueError(f"stride must be a non-negative int, got {stride!r}")
+    if pad_to_multiple_of is not None and (
+        not isinstance(pad_to_multiple_of, (int, np.integer)) or pad_to_multiple_of < 0
+    ):
+        raise ValueError(f"pad_to_multiple_of must be a non-negative int, got {pad_to_multiple_of!r}")
+
+
+def _wanted_outputs(
+    return_token_type_ids, return_attention_mask, return_special_tokens_mask, return_offsets_mapping
+) -> int:
+    """The WANT_* bits of the outputs asked for (input_ids always; type ids and mask unless turned off)."""
+    want = _tokenizer.WANT_IDS
+    if return_token_type_ids is None or return_token_type_ids:
+        want |= _tokenizer.WANT_TYPES
+    if return_attention_mask is None or return_attention_mask:
+        want |= _tokenizer.WANT_ATTENTION
+    if return_special_tokens_mask:
+        want |= _tokenizer.WANT_SPECIAL
+    if return_offsets_mapping:
+        want |= _tokenizer.WANT_OFFSETS
+    return want
+
+
+def _batch_encoding(out: dict, return_tensors, return_length: bool, unbatch: bool) -> BatchEncoding:
+    """The C++ outputs as transformers returns them: with `length`, as torch tensors, or one text's rows."""
+    if return_length:
+        mask_key = "attention_mask"
+        if return_tensors is None:
+            out["length"] = [len(r) for r in out["input_ids"]]
+        else:
+            out["length"] = (
+                out[mask_key].sum(axis=1)
+                if mask_key in out
+                else np.full(len(out["input_ids"]), out["input_ids"].shape[1])
+            )
+    if return_tensors == "pt":
+        import torch
+
+        out = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in out.items()}
+    elif return_tensors is None and unbatch:
+        out = {k: v[0] if isinstance(v, list) and v and isinstance(v[0], list) else v for k, v in out.items()}
+    return BatchEncoding(out)
 
 
 def _as_id_list(ids) -> list[int]:

