@@ -37,7 +37,7 @@ __all__ = [
 
 
 def __getattr__(name):
-    # the tokenizer and the sentence encoder load lazily (the tokenizer needs the compiled extension)
+    # the tokenizer and the sentence and cross encoders load lazily (the tokenizer needs the compiled extension)
     if name == "BertTokenizer":
         from fastbert.tokenizer import BertTokenizer
 
@@ -46,4 +46,8 @@ def __getattr__(name):
         from fastbert.encoder import SentenceEncoder
 
         return SentenceEncoder
+    if name == "CrossEncoder":
+        from fastbert.cross_encoder import CrossEncoder
+
+        return CrossEncoder
     raise AttributeError(f"module 'fastbert' has no attribute {name!r}")
