@@ -176,12 +176,14 @@ def measure(candidates: dict[str, Callable[[], object]], budget_s: float = BUDGE
     raises is left out."""
     names = list(candidates)
     start = time.perf_counter()
+    _last_failed.clear()
     for name in list(names):
         try:
             candidates[name]()
         except Exception as e:  # noqa: BLE001  (a backend that fails here simply does not win)
             log.warning("fastbert: calibration candidate %s failed: %s", name, e)
             names.remove(name)
+            _last_failed.add(name)
     samples: dict[str, list[float]] = {name: [] for name in names}
     rounds = 0
     while names and rounds < MAX_ROUNDS and (rounds == 0 or time.perf_counter() - start < budget_s):
@@ -197,6 +199,7 @@ def measure(candidates: dict[str, Callable[[], object]], budget_s: float = BUDGE
 
 
 _last_spread: dict[str, float] = {}  # slowest / fastest round of each candidate in the last measurement
+_last_failed: set[str] = set()  # candidates that raised in the last measurement
 NOISY = 3.0  # a candidate whose slowest round took this many times its fastest was disturbed (another process)
 
 
@@ -225,6 +228,8 @@ def choose(op: str, shape_class: str, candidates: dict[str, Callable[[], object]
         noisy = [n for n, spread in _last_spread.items() if spread > NOISY]
         if noisy:  # the machine was busy: use it for this process, measure again in the next one
             reason += f"; not cached, rounds of {', '.join(noisy)} varied over {NOISY:g}x (a busy machine)"
+        elif _last_failed:  # a backend failed on this one call: not a verdict on the whole shape class
+            reason += f"; not cached, {', '.join(sorted(_last_failed))} failed on this call"
         else:
             _load_disk()[disk_key] = {"choice": choice, "times": times}
             _save_disk()

@@ -34,6 +34,7 @@ def _fake_measure(monkeypatch, times: dict):
         for fn in candidates.values():  # every candidate still runs: it must work on the call
             fn()
         dispatch._last_spread.clear()
+        dispatch._last_failed.clear()
         return {name: times[name] for name in candidates}
 
     monkeypatch.setattr(dispatch, "measure", fake)
@@ -118,11 +119,14 @@ def test_measure_stops_at_its_budget():
     assert elapsed < 0.1 + 2 * 0.09 + 0.1
 
 
-def test_a_failing_candidate_is_left_out():
+def test_a_failing_candidate_is_left_out_and_the_choice_not_cached():
     def broken():
         raise RuntimeError("no")
 
     assert set(dispatch.measure({"ok": lambda: None, "broken": broken})) == {"ok"}
+    assert dispatch.choose("linear", "test class", {"broken": broken, "ok": lambda: None}, "AVX2") == "ok"
+    assert "broken failed" in dispatch.decisions()[0].reason
+    assert not Path(dispatch.cache_path()).exists()
 
 
 @needs_kernel
@@ -177,6 +181,7 @@ def test_decisions_are_cached_on_disk_per_machine(monkeypatch):
 
 def test_a_noisy_measurement_is_not_cached(monkeypatch):
     def fake(candidates, budget_s=dispatch.BUDGET_S):
+        dispatch._last_failed.clear()
         dispatch._last_spread.clear()
         dispatch._last_spread.update({"a": 5.0, "b": 1.1})
         return {"a": 1.0, "b": 2.0}
