@@ -6,15 +6,21 @@ carry. This writes its config, tokenizer and sentence-transformers files and its
 ``fastbert encode`` and the tests. Weights in fp16 are the same model to 3 significant digits: parity checks
 there compare fastbert and transformers on these same weights, so they are unaffected.
 
-    python benchmarks/gpu_prepare.py .gpu/minilm     # then carry .gpu (see benchmarks/gpu_session.sh)
+A destination inside the working tree is also added to the repository's local ignore list
+(``.git/info/exclude``): a device call carries only ignored paths.
+
+    python benchmarks/gpu_prepare.py .gpu/minilm     # then carry .gpu (see benchmarks/gpu_run.py)
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def prepare(dest: Path) -> Path:
@@ -35,13 +41,36 @@ def prepare(dest: Path) -> Path:
     return dest
 
 
+def ignore_locally(dest: Path, root: Path = ROOT) -> str | None:
+    """Add ``dest``'s top folder under ``root`` (``/.gpu/``) to the repository's ``info/exclude``; returns the
+    pattern, or None where ``dest`` is outside ``root`` or ``root`` is not a git work tree."""
+    try:
+        top = dest.resolve().relative_to(root.resolve()).parts[0]
+    except (ValueError, IndexError):
+        return None
+    try:
+        found = subprocess.run(["git", "rev-parse", "--git-path", "info/exclude"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    exclude = (root / found) if not Path(found).is_absolute() else Path(found)
+    pattern = f"/{top}/"
+    lines = exclude.read_text().splitlines() if exclude.is_file() else []
+    if pattern not in lines:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        exclude.write_text("\n".join(lines + [pattern]) + "\n")
+    return pattern
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dest", type=Path)
     args = parser.parse_args(argv)
     out = prepare(args.dest)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"wrote {out} ({size / 2**20:.1f} MiB)")
+    pattern = ignore_locally(out)
+    print(f"wrote {out} ({size / 2**20:.1f} MiB)" + (f"; {pattern} is in the local ignore list (carry it)"
+                                                     if pattern else ""))
     return 0
 
 

@@ -391,7 +391,8 @@ class BertModel(BertPreTrainedModel):
             raise RuntimeError(
                 "a fastbert forward cannot be captured in a CUDA graph whole: validation and packing read "
                 "lengths back to the host. Call model.prepare_inputs(...) outside the capture and capture "
-                "model.forward_packed(packing, *inputs) (see fastbert.bench.cuda_graph_fn)"
+                "model.forward_packed(packing, *inputs), or use fastbert.cuda_graphs.CudaGraphRunner, which captures "
+                "one graph per shape bucket"
             )
         batch, seqlen = _check_inputs(self.config, self.device, input_ids, attention_mask, token_type_ids,
                                       position_ids, inputs_embeds)

@@ -165,3 +165,70 @@ def unpack(x: torch.Tensor, packing: Packing) -> torch.Tensor:
     if not packing.identity:
         x = x.new_zeros(packing.batch * packing.seqlen, *x.shape[1:]).index_copy(0, packing.indices, x)
     return x.view(packing.batch, packing.seqlen, *x.shape[1:])
+
+
+def spare_rows(total: int, seqlen: int) -> int:
+    """How many filler sequences ``bucket_packing`` appends: enough rows of ``seqlen`` to hold ``total``."""
+    return -(-total // seqlen)
+
+
+def bucket_packing(attention_mask: torch.Tensor, total: int, query_only: QueryOnly | str = QueryOnly.FIRST) -> Packing:
+    """Packing of a ``(batch, seqlen)`` 0/1 mask into exactly ``total`` packed rows, with fixed shapes and no
+    host sync: what a CUDA graph captures (``fastbert.cuda_graphs``).
+
+    The batch's rows are packed as ``build_packing`` packs them (the same rows in the same order); a row with
+    no real token is an unused batch slot and gets no packed row. The other ``total - t`` packed rows are
+    filler: they belong to ``spare = spare_rows(total, seqlen)`` dummy sequences appended after the batch,
+    each at most ``seqlen`` rows, whose first row is their one key and whose other rows are query-only. So
+    ``Packing.batch`` is ``batch + spare`` and ``indices`` point into a ``(batch + spare, seqlen)`` layout
+    whose last ``spare`` rows hold the filler: ``pack`` wants inputs padded with ``spare`` rows of zeros (pad
+    token, token type 0; positions are the columns), and ``unpack`` returns those rows too. Filler rows never
+    reach a real row: attention stays inside each sequence and every other op works row by row.
+
+    ``seqused_k`` is always set (filler sequences have one key), ``max_seqlen`` is ``min(total, seqlen)``.
+    ``t`` (real plus query-only rows) must be at most ``total``; that is not checked (it would sync), and no
+    row with no real token is an error here (that too would sync): the caller checks what it can on the host.
+    """
+    try:
+        query_only = QueryOnly(query_only)
+    except ValueError:
+        raise ValueError(f"query_only must be one of {[q.value for q in QueryOnly]}, got {query_only!r}") from None
+    batch, seqlen = attention_mask.shape
+    device = attention_mask.device
+    spare = spare_rows(total, seqlen)
+    mask = attention_mask.bool()
+    lengths = mask.sum(dim=1)
+    used = lengths > 0
+    arange = torch.arange(seqlen, device=device)
+    if query_only is QueryOnly.FIRST:
+        extra = torch.zeros_like(mask)
+        extra[:, 0] = used & ~mask[:, 0]
+    elif query_only is QueryOnly.ALL:
+        extra = used[:, None] & ~mask
+    else:
+        extra = torch.zeros_like(mask)
+    counts = lengths + extra.sum(dim=1)
+    # filler: rows [t, total) in spare sequences of at most seqlen rows each
+    starts = counts.sum() + torch.arange(spare, device=device) * seqlen
+    fill = (total - starts).clamp(0, seqlen)
+    all_counts = torch.cat([counts, fill])  # (batch + spare,)
+    cu = F.pad(torch.cumsum(all_counts, 0), (1, 0))
+    # inside a row, as build_packing: real tokens, then query-only positions, then dropped ones
+    key = torch.where(mask, arange, torch.where(extra, seqlen + arange, 2 * seqlen + arange))
+    order = torch.cat([torch.argsort(key, dim=1), arange.expand(spare, seqlen)])
+    rows = batch + spare
+    selected = arange[None, :] < all_counts[:, None]
+    # packed row, or the discarded slot `total` (also for rows past `total` if the caller undercounted: a
+    # wrong answer, never an out-of-bounds write on the device)
+    dest = torch.where(selected, cu[:-1, None] + arange, total).clamp(max=total)
+    src = torch.arange(rows, device=device)[:, None] * seqlen + order
+    indices = torch.empty(total + 1, dtype=torch.int64, device=device)
+    indices = indices.scatter_(0, dest.flatten(), src.flatten())[:total]
+    seqused_k = torch.cat([lengths, (fill > 0).to(lengths.dtype)]).to(torch.int32)
+    if query_only is QueryOnly.NONE:
+        first_token = None
+    else:  # column 0 is a row's first real token, or its first query-only one; a filler's first row
+        col0_real = torch.cat([mask[:, 0], torch.ones(spare, dtype=torch.bool, device=device)])
+        lengths_all = torch.cat([lengths, torch.zeros(spare, dtype=lengths.dtype, device=device)])
+        first_token = (cu[:-1] + torch.where(col0_real, 0, lengths_all)).clamp(max=total - 1)
+    return Packing(indices, cu.to(torch.int32), min(total, seqlen), seqused_k, rows, seqlen, first_token, False)

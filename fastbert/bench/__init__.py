@@ -1,8 +1,10 @@
 """``fastbert bench``: fastbert and transformers side by side, parity and speed.
 
-Providers: ``fastbert``, ``hf-sdpa`` and ``hf-eager`` (transformers' ``BertModel`` with that attention), and
-with ``--compile`` ``hf-sdpa-compile`` (``torch.compile`` of the sdpa model). Every provider holds the same
-weights.
+Providers: ``fastbert``, ``hf-sdpa`` and ``hf-eager`` (transformers' ``BertModel`` with that attention), with
+``--compile`` ``hf-sdpa-compile`` (``torch.compile`` of the sdpa model), and with ``--cuda-graphs``
+``fastbert-graphs`` (fastbert's inference through ``fastbert.cuda_graphs.CudaGraphRunner``: CUDA graphs per
+batch and token-count bucket, a whole call timed: inputs copied in, replay, outputs copied out; on CPU the same
+bucketed forward without capture). Every provider holds the same weights.
 A *case* is a mode (``infer``: forward under ``torch.inference_mode``; ``train``: forward + backward of a
 squared-hidden-state loss, dropout off so gradients are comparable; ``tokenize``: the tokenizer on the case's
 texts), a batch size, a sequence length and a length distribution:
@@ -51,6 +53,7 @@ SHAPES = {
 MODES = ("infer", "train", "tokenize")
 DISTS = ("full", "uniform", "real")
 HF_PROVIDERS = ("hf-sdpa", "hf-eager", "hf-sdpa-compile")
+GRAPHS = "fastbert-graphs"  # fastbert through CudaGraphRunner (inference cases only)
 BASELINE = "hf-sdpa"
 
 
@@ -77,7 +80,7 @@ class Options:
     warmup: int = 1
     budget_s: float = 8.0  # per case: stop adding rounds past this (after 3 rounds)
     seed: int = 0
-    cuda_graphs: bool = False  # CUDA: replay fastbert's inference forward from a captured CUDA graph
+    cuda_graphs: bool = False  # add the fastbert-graphs provider (CUDA graphs per shape bucket)
     out: str | None = "bench-results"
     plots: bool = True
     preset: str = "quick"
@@ -163,13 +166,21 @@ def build_models(opts: Options):
             m.load_state_dict(state)
             m = m.to(device=device, dtype=dtype).eval()
             models[p] = torch.compile(m) if p.endswith("compile") else m
+        elif p == GRAPHS:
+            continue  # below: it runs the fastbert provider's model, or its own copy
         elif p == "hf-fast":
             raise SystemExit("fastbert bench: hf-fast is not a model provider; tokenize cases always compare "
                              "fastbert's tokenizer with it")
         else:
             raise SystemExit(
-                f"fastbert bench: unknown provider {p!r} (known: fastbert, {', '.join(HF_PROVIDERS)})"
+                f"fastbert bench: unknown provider {p!r} (known: fastbert, {GRAPHS}, {', '.join(HF_PROVIDERS)})"
             )
+    if GRAPHS in opts.providers:
+        import fastbert
+        from fastbert.cuda_graphs import CudaGraphRunner
+
+        model = models.get("fastbert") or fastbert.from_transformers(ref).to(device=device, dtype=dtype).eval()
+        models[GRAPHS] = CudaGraphRunner(model, enabled=True)
     return models, ref.to(device), ref.config.to_dict()
 
 
@@ -258,8 +269,9 @@ def prepared_forward(model, ids, mask):
 
 def cuda_graph_fn(model, ids, mask):
     """fastbert's inference forward on these inputs as a CUDA graph replay of ``prepared_forward``'s device
-    work. A replay recomputes the same batch: the timing counts device work only, as a serving loop that
-    replays graphs captured per shape bucket would."""
+    work, for these fixed inputs only (a replay recomputes the same batch). For inputs whose shapes vary from
+    call to call, ``fastbert.cuda_graphs.CudaGraphRunner`` (the ``fastbert-graphs`` provider) captures one
+    graph per shape bucket and packs inside the graph."""
     body = prepared_forward(model, ids, mask)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -277,6 +289,21 @@ def cuda_graph_fn(model, ids, mask):
         return out
 
     return replay
+
+
+def graphs_fn(runner, ids, mask, tokens: int):
+    """One inference call through a ``CudaGraphRunner`` (``tokens``: the real token count, known on the host,
+    which picks the bucket without reading the mask back)."""
+
+    def step():
+        return runner(ids, mask, num_tokens=tokens).last_hidden_state
+
+    return step
+
+
+def _with_tokens(runner, tokens: int):
+    """A ``CudaGraphRunner`` called like a model, with the case's token count (the timed call's bucket)."""
+    return lambda input_ids, attention_mask: runner(input_ids, attention_mask, num_tokens=tokens)
 
 
 def _grads(model, fastbert_layout: bool) -> dict[str, torch.Tensor]:
@@ -385,17 +412,21 @@ def benchmark(opts: Options, progress=None) -> dict:
         else:
             ids, mask = ids.to(device), mask.to(device)
             fns, par, notes = {}, {}, {}
-            for model in models.values():
-                # inference runs on frozen weights (which fastbert's CPU path keeps in oneDNN's layout)
-                model.requires_grad_(case.mode == "train")
             for p, model in models.items():
-                make = infer_fn if case.mode == "infer" else train_fn
-                fns[p] = make(model, ids, mask)
-                if p == "fastbert" and device.type == "cuda" and opts.cuda_graphs and case.mode == "infer":
+                # inference runs on frozen weights (which fastbert's CPU path keeps in oneDNN's layout)
+                (model.model if p == GRAPHS else model).requires_grad_(case.mode == "train")
+            for p, model in models.items():
+                if p == GRAPHS:
+                    if case.mode != "infer":
+                        continue
                     # a failed capture leaves CUDA state behind (the capture stream, the allocator's pool),
                     # so there is no silent fallback: the error stops the run
-                    fns[p] = cuda_graph_fn(model, ids, mask)
-                    notes[p] = "CUDA graph"
+                    fns[p] = graphs_fn(model, ids, mask, tokens)
+                    notes[p] = "CUDA graphs" if model.mode == "graphs" else "graph buckets, no capture (CPU)"
+                    par[p] = parity(case, p, _with_tokens(model, tokens), ref, ids, mask)
+                    continue
+                make = infer_fn if case.mode == "infer" else train_fn
+                fns[p] = make(model, ids, mask)
                 par[p] = parity(case, p, model, ref, ids, mask)
         samples = timing.time_alternating(
             fns,
@@ -424,6 +455,8 @@ def benchmark(opts: Options, progress=None) -> dict:
             rows.append(row)
         if progress is not None:
             progress.end_case(case, [r for r in rows if r["case"] == case.name])
+    if GRAPHS in models:
+        meta["cuda_graphs"] = models[GRAPHS].stats()
     return {"meta": meta, "rows": rows}
 
 
@@ -591,7 +624,7 @@ def add_arguments(parser) -> None:
         "--providers",
         type=_strs,
         default=None,
-        help="comma list of fastbert, hf-sdpa, hf-eager (default: the preset's)",
+        help=f"comma list of fastbert, hf-sdpa, hf-eager, {GRAPHS} (default: the preset's)",
     )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of transformers sdpa")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -606,7 +639,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--cuda-graphs",
         action="store_true",
-        help="CUDA: time fastbert's inference forward as a CUDA graph replay (packing done once, outside the graph)",
+        help=f"add the {GRAPHS} provider: fastbert's inference through CUDA graphs captured per batch and "
+        "token-count bucket (fastbert.cuda_graphs; on CPU the same bucketed forward, without capture)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -646,6 +680,8 @@ def options_from_args(args) -> Options:
     if args.budget is not None:
         opts.budget_s = args.budget
     opts.cuda_graphs = args.cuda_graphs
+    if opts.cuda_graphs and GRAPHS not in opts.providers:
+        opts.providers = [*opts.providers, GRAPHS]
     opts.seed = args.seed
     opts.out = args.out or None
     opts.plots = not args.no_plots

@@ -35,8 +35,17 @@ def test_prepare_writes_an_fp16_copy_under_the_carry_limit(tmp_path, monkeypatch
         bench.default_model()
 
 
-def test_gpu_session_script_is_valid_bash():
-    subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu_session.sh")], check=True)
+def test_the_copy_is_put_in_the_local_ignore_list(tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_prepare", ROOT / "benchmarks" / "gpu_prepare.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    assert mod.ignore_locally(repo / ".gpu" / "minilm", root=repo) == "/.gpu/"
+    assert mod.ignore_locally(repo / ".gpu" / "other", root=repo) == "/.gpu/"  # once only
+    exclude = (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    assert exclude.count("/.gpu/") == 1
+    assert mod.ignore_locally(tmp_path / "elsewhere", root=repo) is None
 
 
 def test_python_dash_m_fastbert_runs_the_cli():
