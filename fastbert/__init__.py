@@ -1,6 +1,13 @@
 """fastbert: a custom-kernel BERT encoder engine, drop-in for Hugging Face BERT checkpoints."""
 
-from fastbert.config import BertConfig, ConfigError
+from fastbert.auto import (
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
+from fastbert.config import BertConfig, CamembertConfig, ConfigError, RobertaConfig, XLMRobertaConfig
 from fastbert.modeling import (
     BertForMaskedLM,
     BertForMultipleChoice,
@@ -13,12 +20,35 @@ from fastbert.modeling import (
     BertPreTrainedModel,
     from_transformers,
 )
+from fastbert.modeling_roberta import (
+    CamembertForMaskedLM,
+    CamembertForQuestionAnswering,
+    CamembertForSequenceClassification,
+    CamembertForTokenClassification,
+    CamembertModel,
+    RobertaForMaskedLM,
+    RobertaForQuestionAnswering,
+    RobertaForSequenceClassification,
+    RobertaForTokenClassification,
+    RobertaModel,
+    RobertaPreTrainedModel,
+    XLMRobertaForMaskedLM,
+    XLMRobertaForQuestionAnswering,
+    XLMRobertaForSequenceClassification,
+    XLMRobertaForTokenClassification,
+    XLMRobertaModel,
+)
 from fastbert.ops import force_backend
 from fastbert.weights import WeightsError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoModel",
+    "AutoModelForMaskedLM",
+    "AutoModelForQuestionAnswering",
+    "AutoModelForSequenceClassification",
+    "AutoModelForTokenClassification",
     "BertConfig",
     "BertForMaskedLM",
     "BertForMultipleChoice",
@@ -29,8 +59,27 @@ __all__ = [
     "BertForTokenClassification",
     "BertModel",
     "BertPreTrainedModel",
+    "CamembertConfig",
+    "CamembertForMaskedLM",
+    "CamembertForQuestionAnswering",
+    "CamembertForSequenceClassification",
+    "CamembertForTokenClassification",
+    "CamembertModel",
     "ConfigError",
+    "RobertaConfig",
+    "RobertaForMaskedLM",
+    "RobertaForQuestionAnswering",
+    "RobertaForSequenceClassification",
+    "RobertaForTokenClassification",
+    "RobertaModel",
+    "RobertaPreTrainedModel",
     "WeightsError",
+    "XLMRobertaConfig",
+    "XLMRobertaForMaskedLM",
+    "XLMRobertaForQuestionAnswering",
+    "XLMRobertaForSequenceClassification",
+    "XLMRobertaForTokenClassification",
+    "XLMRobertaModel",
     "force_backend",
     "from_transformers",
 ]

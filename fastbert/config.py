@@ -70,8 +70,17 @@ class BertConfig:
     """
 
     model_type = "bert"
+    # the config.json model_type values this class reads (a subclass's family); the first is its default
+    model_types: tuple[str, ...] = ("bert",)
 
     def __init__(self, **kwargs: Any):
+        model_type = kwargs.pop("model_type", type(self).model_type)
+        if model_type not in self.model_types:
+            raise ConfigError(
+                f"config.model_type is {model_type!r}; {type(self).__name__} loads {' / '.join(self.model_types)} "
+                "models (fastbert.AutoModel picks the class from config.json)"
+            )
+        self.model_type = model_type
         num_labels = kwargs.pop("num_labels", None)
         id2label = kwargs.pop("id2label", None)
         label2id = kwargs.pop("label2id", None)
@@ -156,7 +165,7 @@ class BertConfig:
             out[name] = getattr(self, name)
         out["id2label"] = {str(k): v for k, v in self.id2label.items()}
         out["label2id"] = dict(self.label2id)
-        out["model_type"] = "bert"
+        out["model_type"] = self.model_type
         return out
 
     def to_json_string(self) -> str:
@@ -167,16 +176,17 @@ class BertConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
         data = dict(data)
-        model_type = data.get("model_type", "bert")
-        if model_type != "bert":
-            raise ConfigError(f"config.model_type is {model_type!r}; fastbert loads 'bert' models")
-        data.pop("model_type", None)
+        model_type = data.get("model_type", cls.model_type)
+        if model_type not in cls.model_types:
+            raise ConfigError(
+                f"config.model_type is {model_type!r}; {cls.__name__} loads {' / '.join(cls.model_types)} models"
+            )
         try:
             return cls(**data)
         except (TypeError, ValueError) as e:
             if isinstance(e, ConfigError):
                 raise
-            raise ConfigError(f"invalid BERT config: {e}") from e
+            raise ConfigError(f"invalid {cls.__name__} config: {e}") from e
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> BertConfig:
@@ -217,4 +227,44 @@ class BertConfig:
         return isinstance(other, BertConfig) and self.to_dict() == other.to_dict()
 
     def __repr__(self) -> str:
-        return f"BertConfig {self.to_json_string()}"
+        return f"{type(self).__name__} {self.to_json_string()}"
+
+
+class RobertaConfig(BertConfig):
+    """RoBERTa / XLM-RoBERTa / CamemBERT hyper-parameters: BERT's, with transformers' RoBERTa defaults
+    (``pad_token_id=1``, ``bos_token_id=0``, ``eos_token_id=2``, ``vocab_size=50265``).
+
+    The architecture is BERT's; what differs is the position ids (``padding_idx + 1`` onwards, counted over the
+    non-pad tokens, see ``fastbert.modeling_roberta``) and the heads. Released checkpoints also set
+    ``type_vocab_size=1``, ``layer_norm_eps=1e-5`` and ``max_position_embeddings=514`` in their config.json.
+    """
+
+    model_type = "roberta"
+    model_types = ("roberta", "xlm-roberta", "camembert")
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("vocab_size", 50265)
+        kwargs.setdefault("pad_token_id", 1)
+        kwargs.setdefault("bos_token_id", 0)
+        kwargs.setdefault("eos_token_id", 2)
+        super().__init__(**kwargs)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.pad_token_id is None:
+            raise ConfigError("a RoBERTa config needs pad_token_id: its position ids are counted from it")
+        if self.max_position_embeddings <= int(self.pad_token_id) + 1:
+            raise ConfigError(
+                f"config.max_position_embeddings ({self.max_position_embeddings}) leaves no position after "
+                f"pad_token_id + 1 = {int(self.pad_token_id) + 1}, where RoBERTa's positions start"
+            )
+
+
+class XLMRobertaConfig(RobertaConfig):
+    model_type = "xlm-roberta"
+    model_types = ("xlm-roberta", "roberta", "camembert")
+
+
+class CamembertConfig(RobertaConfig):
+    model_type = "camembert"
+    model_types = ("camembert", "roberta", "xlm-roberta")

@@ -60,7 +60,8 @@ class BertEmbeddings(nn.Module):
         None (all zero); ``embeds`` replaces the word lookup."""
         if embeds is None:
             embeds = F.embedding(ids, self.word_embeddings.weight, padding_idx=self.pad_token_id)
-        residual = F.embedding(positions, self.position_embeddings.weight)
+        pos = self.position_embeddings  # RoBERTa's has a padding_idx (the pad tokens' position): no gradient there
+        residual = F.embedding(positions, pos.weight, padding_idx=pos.padding_idx)
         if token_types is None:
             type_row = self.token_type_embeddings.weight[0]
         else:
@@ -198,14 +199,17 @@ class BertOnlyNSPHead(nn.Module):
 
 # ------------------------------------------------------------------------------------------------ base class
 class BertPreTrainedModel(nn.Module):
-    """Shared loading, saving and initialisation; ``base_model_prefix_str`` is where ``BertModel`` lives."""
+    """Shared loading, saving and initialisation; ``base_model_prefix_str`` is where ``BertModel`` lives,
+    ``family_prefix`` where the family's head checkpoints keep it (``"bert."``, RoBERTa's ``"roberta."``)."""
 
     base_model_prefix_str = "bert."
+    family_prefix = "bert."
+    config_class = BertConfig
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        if not isinstance(config, BertConfig):
-            raise TypeError(f"config must be a fastbert.BertConfig, got {type(config).__name__}")
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"config must be a fastbert.{self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
         self.gradient_checkpointing = False
 
@@ -267,14 +271,15 @@ class BertPreTrainedModel(nn.Module):
         directory = Path(path)
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory} is not a checkpoint directory")
-        config = BertConfig.from_pretrained(directory, **config_overrides)
+        config = cls.config_class.from_pretrained(directory, **config_overrides)
         files = weights.find_weights(directory)
         raw = weights.read_state_dict(files)
         if dtype == "auto":
             floats = [v.dtype for v in raw.values() if v.is_floating_point()]
             dtype = floats[0] if floats else torch.float32
         model = cls(config)
-        state = weights.hf_to_fastbert(raw, model.base_model_prefix_str, config.tie_word_embeddings)
+        state = weights.hf_to_fastbert(raw, model.base_model_prefix_str, config.tie_word_embeddings,
+                                       model.family_prefix)
         weights.check_and_load(model, state, strict=strict, source=str(directory))
         return model.to(device=device, dtype=dtype or torch.float32).eval()
 
@@ -726,17 +731,22 @@ MODEL_CLASSES = {
 
 
 def from_transformers(hf_model: nn.Module) -> BertPreTrainedModel:
-    """A live transformers ``Bert*`` model -> the matching fastbert model with the same weights, dtype, device."""
+    """A live transformers ``Bert*`` / ``Roberta*`` / ``XLMRoberta*`` model -> the matching fastbert model with
+    the same weights, dtype, device."""
+    from fastbert.modeling_roberta import MODEL_CLASSES as ROBERTA_CLASSES
+
+    classes = {**MODEL_CLASSES, **ROBERTA_CLASSES}
     name = type(hf_model).__name__
-    if name not in MODEL_CLASSES:
-        raise TypeError(f"cannot convert {name}; fastbert has {sorted(MODEL_CLASSES)}")
-    config = BertConfig.from_transformers(hf_model.config)
-    cls = MODEL_CLASSES[name]
-    if cls is BertModel:
-        model = BertModel(config, add_pooling_layer=getattr(hf_model, "pooler", None) is not None)
+    if name not in classes:
+        raise TypeError(f"cannot convert {name}; fastbert has {sorted(classes)}")
+    cls = classes[name]
+    config = cls.config_class.from_transformers(hf_model.config)
+    if issubclass(cls, BertModel):
+        model = cls(config, add_pooling_layer=getattr(hf_model, "pooler", None) is not None)
     else:
         model = cls(config)
-    state = weights.hf_to_fastbert(hf_model.state_dict(), model.base_model_prefix_str, config.tie_word_embeddings)
+    state = weights.hf_to_fastbert(hf_model.state_dict(), model.base_model_prefix_str, config.tie_word_embeddings,
+                                   model.family_prefix)
     weights.check_and_load(model, state, strict=True, source=f"transformers {name}")
     param = next(hf_model.parameters())
     model.to(device=param.device, dtype=param.dtype)

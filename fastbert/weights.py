@@ -22,12 +22,17 @@ SAFE_INDEX = "model.safetensors.index.json"
 TORCH_WEIGHTS = "pytorch_model.bin"
 TORCH_INDEX = "pytorch_model.bin.index.json"
 
-BASE_PREFIX = "bert."
+BASE_PREFIX = "bert."  # where a BERT head model keeps its encoder; RoBERTa's family uses "roberta."
 _BASE_ROOTS = ("embeddings.", "encoder.", "pooler.")
 _QKV = ("query", "key", "value")
 _QKV_RE = re.compile(r"^(?P<p>.*attention\.self\.)(?P<which>query|key|value)\.(?P<kind>weight|bias)$")
 # buffers transformers saved in old checkpoints; they carry no weights
 _IGNORED = re.compile(r"(^|\.)embeddings\.(position_ids|token_type_ids)$")
+# MLM decoders: (decoder weight, decoder bias, the head's own bias) for BERT's and RoBERTa's heads
+_DECODERS = (
+    ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias", "cls.predictions.bias"),
+    ("lm_head.decoder.weight", "lm_head.decoder.bias", "lm_head.bias"),
+)
 
 
 class WeightsError(ValueError):
@@ -88,10 +93,12 @@ def _read_one(path: Path) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------------------------ mapping
-def hf_to_fastbert(state: Mapping[str, torch.Tensor], base_prefix: str, tied_decoder: bool) -> dict:
-    """A transformers BERT state dict (any head, any era) -> fastbert names.
+def hf_to_fastbert(state: Mapping[str, torch.Tensor], base_prefix: str, tied_decoder: bool,
+                   family_prefix: str = BASE_PREFIX) -> dict:
+    """A transformers BERT-family state dict (any head, any era) -> fastbert names.
 
-    ``base_prefix`` is ``"bert."`` for head models and ``""`` for a bare ``BertModel``.
+    ``family_prefix`` is where the family's head models keep the encoder (``"bert."``, ``"roberta."``);
+    ``base_prefix`` is that for head models and ``""`` for a bare ``BertModel`` / ``RobertaModel``.
     """
     out: dict[str, torch.Tensor] = {}
     # 1. legacy LayerNorm names from TF-era checkpoints, and buffers that hold no weights
@@ -104,18 +111,18 @@ def hf_to_fastbert(state: Mapping[str, torch.Tensor], base_prefix: str, tied_dec
             continue
         out[key] = value
     # 2. the base-model prefix: task checkpoints have "bert.", bare ones do not
-    has_prefix = any(k.startswith(BASE_PREFIX) for k in out)
+    has_prefix = any(k.startswith(family_prefix) for k in out)
     if base_prefix and not has_prefix:
         out = {(base_prefix + k if k.startswith(_BASE_ROOTS) else k): v for k, v in out.items()}
     elif not base_prefix and has_prefix:
-        out = {(k[len(BASE_PREFIX):] if k.startswith(BASE_PREFIX) else k): v for k, v in out.items()}
-    # 3. the MLM decoder: its weight is the word embedding when tied; its bias is cls.predictions.bias
-    dec_w, dec_b, bias = "cls.predictions.decoder.weight", "cls.predictions.decoder.bias", "cls.predictions.bias"
-    if tied_decoder:
-        out.pop(dec_w, None)
-    if dec_b in out:
-        value = out.pop(dec_b)
-        out.setdefault(bias, value)
+        out = {(k[len(family_prefix):] if k.startswith(family_prefix) else k): v for k, v in out.items()}
+    # 3. the MLM decoder: its weight is the word embedding when tied; its bias is the head's own bias
+    for dec_w, dec_b, bias in _DECODERS:
+        if tied_decoder:
+            out.pop(dec_w, None)
+        if dec_b in out:
+            value = out.pop(dec_b)
+            out.setdefault(bias, value)
     # 4. fuse query/key/value into one projection per layer
     groups: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     for key in list(out):
