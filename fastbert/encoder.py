@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -723,8 +724,11 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
 
 # ------------------------------------------------------------------------------------------------ CLI
 def add_arguments(parser) -> None:
-    parser.add_argument("input", help="text file with one text per line, or - for stdin")
-    parser.add_argument("-o", "--output", required=True, help="OUT.npy (float32 array) or OUT.jsonl")
+    parser.add_argument("input", help="text file with one text per line (- for stdin), or .jsonl / .csv / "
+                        ".parquet with the text in --column")
+    parser.add_argument("-o", "--output", required=True,
+                        help="OUT.npy (float32 array), OUT.jsonl, or a directory OUT_DIR/ for .npy shards with a "
+                             "manifest (resumable; runs under torchrun; see fastbert.corpus)")
     parser.add_argument(
         "--model", default=None, help="checkpoint dir (default: the bundled all-MiniLM-L6-v2)"
     )
@@ -733,38 +737,86 @@ def add_arguments(parser) -> None:
     parser.add_argument("--prompt-name", default=None, help="a prompt of the checkpoint (e.g. query)")
     parser.add_argument("--prompt", default=None, help="a prompt string put before each text")
     parser.add_argument("--truncate-dim", type=int, default=None, help="keep the first N dimensions")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="float32, or quantized as sentence-transformers' precision= (int8/uint8 need one "
+                             "output file: their ranges come from all the embeddings)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--input-format", default="auto", choices=("auto", "text", "jsonl", "csv", "parquet"),
+                        help="how to read the input (default: by its suffix; text for anything else)")
+    parser.add_argument("--column", default=None, help="the text's field in jsonl/csv/parquet input (default: text)")
+    parser.add_argument("--shard-size", type=int, default=None,
+                        help="rows per .npy shard in an output directory (default 100000; implies one)")
+
+
+def _is_directory_output(output: str, shard_size) -> bool:
+    return shard_size is not None or output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
 def run(args) -> int:
+    from fastbert import corpus
+
+    try:
+        if _is_directory_output(args.output, args.shard_size):
+            return _run_corpus(args)
+        return _run_single_file(args)
+    except corpus.CorpusError as e:
+        print(f"fastbert encode: {e}", file=sys.stderr)
+        return 2
+
+
+def _run_corpus(args) -> int:
+    from fastbert import corpus
+
+    if Path(args.output).suffix in (".npy", ".jsonl") and not Path(args.output).is_dir():
+        raise corpus.CorpusError(f"with --shard-size the output is a directory, got {args.output}")
+    corpus.encode_corpus(
+        args.input, args.output, model=args.model, fmt=args.input_format, column=args.column,
+        shard_size=corpus.SHARD_SIZE if args.shard_size is None else args.shard_size, batch_size=args.batch_size,
+        normalize=args.normalize, prompt=args.prompt, prompt_name=args.prompt_name, truncate_dim=args.truncate_dim,
+        precision=args.precision, device=args.device, progress=not args.no_progress,
+    )
+    return 0
+
+
+def _run_single_file(args) -> int:
+    from fastbert import corpus
+
     out = Path(args.output)
     if out.suffix not in (".npy", ".jsonl"):
-        print(f"fastbert encode: output must end in .npy or .jsonl, got {out}", file=sys.stderr)
+        print(f"fastbert encode: output must end in .npy or .jsonl, or be a directory (OUT_DIR/ or --shard-size) "
+              f"for sharded output; got {out}", file=sys.stderr)
         return 2
-    stream = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")  # noqa: SIM115
-    with stream:
-        texts = [line.rstrip("\r\n") for line in stream]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise corpus.CorpusError("under torchrun, write sharded output: -o OUT_DIR/")
+    fmt = corpus.input_format(args.input, args.input_format)
+    column = corpus.check_column(fmt, args.column)
+    if args.input != "-" and not Path(args.input).is_file():
+        raise corpus.CorpusError(f"input {args.input} is not a file")
+    texts = [corpus.decode_row(fmt, column, where, raw) for where, raw in corpus.read_rows(args.input, fmt, column)]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     from fastbert.resources import default_model
 
     encoder = SentenceEncoder.from_pretrained(args.model or default_model(), device=device)
     emb = encoder.encode(
         texts,
-        prompt_name=getattr(args, "prompt_name", None),
-        prompt=getattr(args, "prompt", None),
+        prompt_name=args.prompt_name,
+        prompt=args.prompt,
         batch_size=args.batch_size,
         show_progress_bar=not args.no_progress,
         normalize_embeddings=args.normalize,
-        truncate_dim=getattr(args, "truncate_dim", None),
+        truncate_dim=args.truncate_dim,
+        precision=args.precision,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, emb)
     else:
+        as_number = float if emb.dtype == np.float32 else int
         with out.open("w", encoding="utf-8") as f:
             for text, row in zip(texts, emb):
-                f.write(json.dumps({"text": text, "embedding": [round(float(v), 7) for v in row]}) + "\n")
+                values = [round(as_number(v), 7) for v in row]
+                f.write(json.dumps({"text": text, "embedding": values}) + "\n")
     print(
         f"wrote {len(texts)} embeddings of dim {emb.shape[1] if emb.ndim == 2 else 0} to {out}",
         file=sys.stderr,
