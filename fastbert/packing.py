@@ -55,24 +55,41 @@ class Packing:
         return int(self.indices.numel())
 
 
+def _as_query_only(value: QueryOnly | str) -> QueryOnly:
+    try:
+        return QueryOnly(value)
+    except ValueError:
+        raise ValueError(f"query_only must be one of {[q.value for q in QueryOnly]}, got {value!r}") from None
+
+
+def _query_only_rows(mask: torch.Tensor, query_only: QueryOnly, used: torch.Tensor) -> torch.Tensor | None:
+    """The padding positions of ``mask`` ``(batch, seqlen)`` bool computed as query-only rows, in rows where
+    ``used`` ``(batch,)`` is true; None for ``QueryOnly.NONE``."""
+    if query_only is QueryOnly.FIRST:
+        extra = torch.zeros_like(mask)
+        extra[:, 0] = used & ~mask[:, 0]
+        return extra
+    if query_only is QueryOnly.ALL:
+        return used[:, None] & ~mask
+    return None
+
+
+def _row_order(mask: torch.Tensor, extra: torch.Tensor, arange: torch.Tensor) -> torch.Tensor:
+    """Column order inside each row: real tokens, then query-only positions, then dropped ones."""
+    seqlen = mask.shape[1]
+    key = torch.where(mask, arange, torch.where(extra, seqlen + arange, 2 * seqlen + arange))
+    return torch.argsort(key, dim=1)
+
+
 def build_packing(attention_mask: torch.Tensor, query_only: QueryOnly | str = QueryOnly.FIRST) -> Packing:
     """Packing for a ``(batch, seqlen)`` 0/1 mask. Raises if a row has no real token. ``query_only``
     (``QueryOnly`` or its value) says which padding positions are still computed."""
-    try:
-        query_only = QueryOnly(query_only)
-    except ValueError:
-        raise ValueError(f"query_only must be one of {[q.value for q in QueryOnly]}, got {query_only!r}") from None
+    query_only = _as_query_only(query_only)
     batch, seqlen = attention_mask.shape
     device = attention_mask.device
     mask = attention_mask.bool()
     lengths = mask.sum(dim=1)
-    if query_only is QueryOnly.FIRST:
-        extra = torch.zeros_like(mask)
-        extra[:, 0] = ~mask[:, 0]
-    elif query_only is QueryOnly.ALL:
-        extra = ~mask
-    else:
-        extra = None
+    extra = _query_only_rows(mask, query_only, lengths > 0)
     counts = lengths + extra.sum(dim=1) if extra is not None else lengths
     # everything the host needs, read back with one sync: shortest row, longest packed row, query-only count
     min_len, max_seqlen, n_extra = torch.stack(
@@ -92,8 +109,7 @@ def build_packing(attention_mask: torch.Tensor, query_only: QueryOnly | str = Qu
         seqused_k = None
     else:
         # order inside each row: real tokens, then query-only positions, then dropped ones (not selected)
-        key = torch.where(mask, arange, torch.where(extra, seqlen + arange, 2 * seqlen + arange))
-        order = torch.argsort(key, dim=1)
+        order = _row_order(mask, extra, arange)
         sel = arange[None, :] < counts[:, None]
         rows = torch.arange(batch, device=device)[:, None]
         indices = (rows * seqlen + order)[sel]
@@ -189,10 +205,7 @@ def bucket_packing(attention_mask: torch.Tensor, total: int, query_only: QueryOn
     ``t`` (real plus query-only rows) must be at most ``total``; that is not checked (it would sync), and no
     row with no real token is an error here (that too would sync): the caller checks what it can on the host.
     """
-    try:
-        query_only = QueryOnly(query_only)
-    except ValueError:
-        raise ValueError(f"query_only must be one of {[q.value for q in QueryOnly]}, got {query_only!r}") from None
+    query_only = _as_query_only(query_only)
     batch, seqlen = attention_mask.shape
     device = attention_mask.device
     spare = spare_rows(total, seqlen)
@@ -200,12 +213,8 @@ def bucket_packing(attention_mask: torch.Tensor, total: int, query_only: QueryOn
     lengths = mask.sum(dim=1)
     used = lengths > 0
     arange = torch.arange(seqlen, device=device)
-    if query_only is QueryOnly.FIRST:
-        extra = torch.zeros_like(mask)
-        extra[:, 0] = used & ~mask[:, 0]
-    elif query_only is QueryOnly.ALL:
-        extra = used[:, None] & ~mask
-    else:
+    extra = _query_only_rows(mask, query_only, used)
+    if extra is None:
         extra = torch.zeros_like(mask)
     counts = lengths + extra.sum(dim=1)
     # filler: rows [t, total) in spare sequences of at most seqlen rows each
@@ -214,8 +223,7 @@ def bucket_packing(attention_mask: torch.Tensor, total: int, query_only: QueryOn
     all_counts = torch.cat([counts, fill])  # (batch + spare,)
     cu = F.pad(torch.cumsum(all_counts, 0), (1, 0))
     # inside a row, as build_packing: real tokens, then query-only positions, then dropped ones
-    key = torch.where(mask, arange, torch.where(extra, seqlen + arange, 2 * seqlen + arange))
-    order = torch.cat([torch.argsort(key, dim=1), arange.expand(spare, seqlen)])
+    order = torch.cat([_row_order(mask, extra, arange), arange.expand(spare, seqlen)])
     rows = batch + spare
     selected = arange[None, :] < all_counts[:, None]
     # packed row, or the discarded slot `total` (also for rows past `total` if the caller undercounted: a
