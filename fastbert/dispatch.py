@@ -203,14 +203,18 @@ _last_failed: set[str] = set()  # candidates that raised in the last measurement
 NOISY = 3.0  # a candidate whose slowest round took this many times its fastest was disturbed (another process)
 
 
-def choose(op: str, shape_class: str, candidates: dict[str, Callable[[], object]], table_key: str) -> str:
+def choose(op: str, shape_class: str, make_candidates: Callable[[], dict[str, Callable[[], object]]],
+           table_key: str) -> str:
     """The backend for ``op`` on calls of ``shape_class``: remembered, else read from the disk cache, else
-    measured now among ``candidates`` (every backend that can take this call), else (calibration off) the
-    table's entry for ``table_key`` when it is a candidate, else the first candidate (the torch path)."""
+    measured now among the candidates (every backend that can take a call of this class, as
+    ``make_candidates()`` builds them: called only here, off the path of remembered decisions), else
+    (calibration off) the table's entry for ``table_key`` when it is a candidate, else the first candidate (the
+    torch path). The shape class must determine the candidate set."""
     key = (op, shape_class)
     known = _decisions.get(key)
-    if known is not None and known.choice in candidates:
+    if known is not None:
         return known.choice
+    candidates = make_candidates()
     names = list(candidates)
     disk_key = f"{op}|{shape_class}"
     if len(names) == 1:

@@ -18,6 +18,7 @@ forced on under ``TRITON_INTERPRET=1``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import weakref
@@ -271,12 +272,13 @@ def _linear_backend(x: torch.Tensor, weight: torch.Tensor, bias, epilogue: str, 
     rows = "rows<64" if x.shape[0] < 64 else "rows>=64"
     shape_class = (f"{weight.shape[0]}x{weight.shape[1]} {epilogue} {rows} {'frozen' if packable else 'trainable'}"
                    f" {torch.get_num_threads()}t")
-    xs = x[:_CALIBRATION_ROWS]
-    rs = residual[:_CALIBRATION_ROWS] if residual is not None else None
-    candidates = {"torch": lambda: _linear_run("torch", xs, weight, bias, epilogue, rs, approximate),
-                  "onednn": lambda: _linear_run("onednn", xs, weight, bias, epilogue, rs, approximate)}
-    if packable:
-        candidates["onednn-packed"] = lambda: _linear_run("onednn-packed", xs, weight, bias, epilogue, rs, approximate)
+
+    def candidates():
+        xs = x[:_CALIBRATION_ROWS]
+        rs = residual[:_CALIBRATION_ROWS] if residual is not None else None
+        names = ("torch", "onednn", "onednn-packed") if packable else ("torch", "onednn")
+        return {n: functools.partial(_linear_run, n, xs, weight, bias, epilogue, rs, approximate) for n in names}
+
     return dispatch.choose("linear", shape_class, candidates, _torch_capability())
 
 
@@ -545,7 +547,7 @@ def _cpu_attention_wins(q, k, v, packing: Packing, scale: float, torch_path) -> 
     isa = cpu_isa()
     shape_class = (f"{q.shape[1]}x{q.shape[2]} keys{dispatch.length_bucket(packing.max_seqlen)} "
                    f"{'full' if packing.identity else 'ragged'} {torch.get_num_threads()}t {isa}")
-    candidates = {"sdpa": torch_path, "kernel": lambda: _cpu_attention(q, k, v, packing, scale)}
+    candidates = lambda: {"sdpa": torch_path, "kernel": lambda: _cpu_attention(q, k, v, packing, scale)}
     return dispatch.choose("attention", shape_class, candidates, isa) == "kernel"
 
 

@@ -124,7 +124,7 @@ def test_a_failing_candidate_is_left_out_and_the_choice_not_cached():
         raise RuntimeError("no")
 
     assert set(dispatch.measure({"ok": lambda: None, "broken": broken})) == {"ok"}
-    assert dispatch.choose("linear", "test class", {"broken": broken, "ok": lambda: None}, "AVX2") == "ok"
+    assert dispatch.choose("linear", "test class", lambda: {"broken": broken, "ok": lambda: None}, "AVX2") == "ok"
     assert "broken failed" in dispatch.decisions()[0].reason
     assert not Path(dispatch.cache_path()).exists()
 
@@ -187,7 +187,7 @@ def test_a_noisy_measurement_is_not_cached(monkeypatch):
         return {"a": 1.0, "b": 2.0}
 
     monkeypatch.setattr(dispatch, "measure", fake)
-    assert dispatch.choose("linear", "test class", {"b": lambda: 0, "a": lambda: 0}, "AVX2") == "a"
+    assert dispatch.choose("linear", "test class", lambda: {"b": lambda: 0, "a": lambda: 0}, "AVX2") == "a"
     assert "not cached" in dispatch.decisions()[0].reason
     assert not Path(dispatch.cache_path()).exists()
 
