@@ -1,8 +1,11 @@
 """fastbert: a custom-kernel BERT encoder engine, drop-in for Hugging Face BERT checkpoints."""
 
 from fastbert.auto import (
+    AutoConfig,
     AutoModel,
     AutoModelForMaskedLM,
+    AutoModelForMultipleChoice,
+    AutoModelForPreTraining,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -44,6 +47,9 @@ from fastbert.weights import WeightsError
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoConfig",
+    "AutoModelForMultipleChoice",
+    "AutoModelForPreTraining",
     "AutoModel",
     "AutoModelForMaskedLM",
     "AutoModelForQuestionAnswering",
@@ -99,4 +105,12 @@ def __getattr__(name):
         from fastbert.cross_encoder import CrossEncoder
 
         return CrossEncoder
+    # the other families' models and configs (DistilBERT, ELECTRA, ALBERT) load with their module
+    from fastbert.auto import all_model_classes
+
+    for cls in all_model_classes().values():
+        if cls.__name__ == name:
+            return cls
+        if cls.config_class.__name__ == name:
+            return cls.config_class
     raise AttributeError(f"module 'fastbert' has no attribute {name!r}")

@@ -72,6 +72,8 @@ class BertConfig:
     model_type = "bert"
     # the config.json model_type values this class reads (a subclass's family); the first is its default
     model_types: tuple[str, ...] = ("bert",)
+    # whether the family's embeddings have a token-type table (DistilBERT's have none)
+    token_types = True
 
     def __init__(self, **kwargs: Any):
         model_type = kwargs.pop("model_type", type(self).model_type)
@@ -121,6 +123,12 @@ class BertConfig:
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def embedding_dim(self) -> int:
+        """The width of the embedding tables: ``hidden_size`` for BERT; ELECTRA and ALBERT's
+        ``embedding_size``, projected to ``hidden_size`` after the embeddings' LayerNorm."""
+        return self.hidden_size
 
     def validate(self) -> None:
         for name in (

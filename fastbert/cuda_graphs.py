@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import torch
 
 from fastbert.outputs import BaseModelOutputWithPooling
-from fastbert.packing import QueryOnly, bucket_packing, pack, packed_positions, spare_rows, unpack
+from fastbert.packing import QueryOnly, bucket_packing, pack, spare_rows, unpack
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,8 @@ class CudaGraphRunner:
         """Everything a graph holds: packing, the packed forward, pooler, scatter back."""
         packing = bucket_packing(bucket.mask, bucket.tokens, self.query_only)
         types = pack(bucket.types, packing) if bucket.types is not None else None
-        x = self.model.forward_packed(packing, pack(bucket.ids, packing), packed_positions(packing), types)[-1]
+        ids = pack(bucket.ids, packing)
+        x = self.model.forward_packed(packing, ids, self.model.packed_position_ids(packing, ids), types)[-1]
         pooled = self.model.pool(x, packing) if self.model.pooler is not None else None
         return unpack(x, packing), pooled
 

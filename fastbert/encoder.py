@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastbert.config import read_json
-from fastbert.packing import packed_positions, packing_from_lengths, rows_and_columns
+from fastbert.packing import packing_from_lengths, rows_and_columns
 from fastbert.resources import load_tokenizer
 
 # sentence-transformers' pooling modes, in the order its v2 flags concatenate them
@@ -713,7 +713,8 @@ class SentenceEncoder:
         scatter to a padded shape, no pooler) pooled per text, then the head modules; all-zero token types,
         positions from 0 in each text."""
         packing = packing_from_lengths(lengths, self.device)
-        x = self.model.forward_packed(packing, ids.to(self.device), packed_positions(packing))[-1]
+        x = ids = ids.to(self.device)
+        x = self.model.forward_packed(packing, ids, self.model.packed_position_ids(packing, ids))[-1]
         pooled = [pool_packed(x, packing.cu_seqlens, m, skip) for m in self.pooling_modes]
         return self.head(pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1))
 

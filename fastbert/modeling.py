@@ -46,12 +46,20 @@ def _activation(config: BertConfig) -> str:
 
 # ------------------------------------------------------------------------------------------------ modules
 class BertEmbeddings(nn.Module):
+    """Word + position (+ token type) embeddings, then LayerNorm, all ``config.embedding_dim`` wide (BERT's
+    ``hidden_size``; ELECTRA and ALBERT factorise them narrower and project after). A family without token
+    types (DistilBERT: ``config.token_types`` False) has no token-type table."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        dim = config.embedding_dim
+        self.word_embeddings = nn.Embedding(config.vocab_size, dim, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, dim)
+        if config.token_types:
+            self.token_type_embeddings = nn.Embedding(config.type_vocab_size, dim)
+        else:
+            self.token_type_embeddings = None
+        self.LayerNorm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.dropout_p = config.hidden_dropout_prob
         self.pad_token_id = config.pad_token_id
 
@@ -62,7 +70,9 @@ class BertEmbeddings(nn.Module):
             embeds = F.embedding(ids, self.word_embeddings.weight, padding_idx=self.pad_token_id)
         pos = self.position_embeddings  # RoBERTa's has a padding_idx (the pad tokens' position): no gradient there
         residual = F.embedding(positions, pos.weight, padding_idx=pos.padding_idx)
-        if token_types is None:
+        if self.token_type_embeddings is None:
+            type_row = None
+        elif token_types is None:
             type_row = self.token_type_embeddings.weight[0]
         else:
             type_row = None
@@ -200,10 +210,11 @@ class BertOnlyNSPHead(nn.Module):
 # ------------------------------------------------------------------------------------------------ base class
 class BertPreTrainedModel(nn.Module):
     """Shared loading, saving and initialisation; ``base_model_prefix_str`` is where ``BertModel`` lives,
-    ``family_prefix`` where the family's head checkpoints keep it (``"bert."``, RoBERTa's ``"roberta."``)."""
+    ``names`` how the family names its weights in transformers' checkpoints (``weights.NameMap``: the prefix
+    its head checkpoints keep the encoder under, ``"bert."``, RoBERTa's ``"roberta."``, and its renames)."""
 
     base_model_prefix_str = "bert."
-    family_prefix = "bert."
+    names = weights.BERT_NAMES
     config_class = BertConfig
 
     def __init__(self, config: BertConfig):
@@ -278,8 +289,7 @@ class BertPreTrainedModel(nn.Module):
             floats = [v.dtype for v in raw.values() if v.is_floating_point()]
             dtype = floats[0] if floats else torch.float32
         model = cls(config)
-        state = weights.hf_to_fastbert(raw, model.base_model_prefix_str, config.tie_word_embeddings,
-                                       model.family_prefix)
+        state = weights.hf_to_fastbert(raw, model.base_model_prefix_str, config.tie_word_embeddings, model.names)
         weights.check_and_load(model, state, strict=strict, source=str(directory))
         return model.to(device=device, dtype=dtype or torch.float32).eval()
 
@@ -289,7 +299,8 @@ class BertPreTrainedModel(nn.Module):
         config = copy.deepcopy(self.config)
         config._extra["architectures"] = [type(self).__name__]
         config.save_pretrained(directory)
-        weights.save_state_dict(weights.fastbert_to_hf(self.state_dict()), directory, safe=safe_serialization)
+        state = weights.fastbert_to_hf(self.state_dict(), self.names)
+        weights.save_state_dict(state, directory, safe=safe_serialization)
 
     # -- shared forward machinery
     def _run_bert(self, query_only: QueryOnly, output_hidden_states: bool, **inputs):
@@ -385,6 +396,16 @@ class BertModel(BertPreTrainedModel):
         replaces the word lookup. Returns ``[last]``, or ``[embeddings, layer 1, ...]`` with ``all_layers``."""
         return self.run_layers(self.embeddings(ids, positions, token_types, embeds), packing, all_layers)
 
+    def packed_position_ids(self, packing: Packing, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The position ids of packed rows when the caller gives none: each token's column. A family with
+        another rule overrides this (RoBERTa counts from ``pad_token_id + 1``); every path that packs text
+        itself (``SentenceEncoder``, ``CrossEncoder``, the CUDA-graph runner) asks the model here."""
+        return packed_positions(packing)
+
+    def blocks(self) -> list[nn.Module]:
+        """The modules ``run_layers`` applies in order, each ``block(x, packing)``: BERT's layers; ALBERT
+        repeats its shared layer groups."""
+        return list(self.encoder.layer)
     def prepare_inputs(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                        inputs_embeds=None, query_only: QueryOnly = QueryOnly.NONE):
         """Validation and packing: the part of a forward that reads values back to the host. Returns the
@@ -420,7 +441,7 @@ class BertModel(BertPreTrainedModel):
         ``all_layers``. Everything data-dependent (validation, packing) happens before this, so
         ``torch.compile(model.run_layers, fullgraph=True)`` traces it in one graph."""
         out = [x] if all_layers else []
-        for layer in self.encoder.layer:
+        for layer in self.blocks():
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(layer, x, packing, use_reentrant=False)
             else:
@@ -733,9 +754,9 @@ MODEL_CLASSES = {
 def from_transformers(hf_model: nn.Module) -> BertPreTrainedModel:
     """A live transformers ``Bert*`` / ``Roberta*`` / ``XLMRoberta*`` model -> the matching fastbert model with
     the same weights, dtype, device."""
-    from fastbert.modeling_roberta import MODEL_CLASSES as ROBERTA_CLASSES
+    from fastbert.auto import all_model_classes
 
-    classes = {**MODEL_CLASSES, **ROBERTA_CLASSES}
+    classes = all_model_classes()
     name = type(hf_model).__name__
     if name not in classes:
         raise TypeError(f"cannot convert {name}; fastbert has {sorted(classes)}")
@@ -746,7 +767,7 @@ def from_transformers(hf_model: nn.Module) -> BertPreTrainedModel:
     else:
         model = cls(config)
     state = weights.hf_to_fastbert(hf_model.state_dict(), model.base_model_prefix_str, config.tie_word_embeddings,
-                                   model.family_prefix)
+                                   model.names)
     weights.check_and_load(model, state, strict=True, source=f"transformers {name}")
     param = next(hf_model.parameters())
     model.to(device=param.device, dtype=param.dtype)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastbert import ops
+from fastbert import ops, weights
 from fastbert.config import CamembertConfig, RobertaConfig, XLMRobertaConfig
 from fastbert.modeling import (
     BertForQuestionAnswering,
@@ -33,7 +33,7 @@ from fastbert.modeling import (
     _query_only,
 )
 from fastbert.outputs import MaskedLMOutput, SequenceClassifierOutput
-from fastbert.packing import QueryOnly, pack, unpack
+from fastbert.packing import QueryOnly, pack, packed_positions, unpack
 
 
 def roberta_position_ids(input_ids, inputs_embeds, pad: int, max_positions: int):
@@ -61,7 +61,7 @@ class RobertaPreTrainedModel(BertPreTrainedModel):
     """Loading, saving and initialisation as BERT's; the encoder lives under ``roberta.``."""
 
     base_model_prefix_str = "roberta."
-    family_prefix = "roberta."
+    names = weights.ROBERTA_NAMES
     config_class = RobertaConfig
 
     def _bert(self) -> RobertaModel:
@@ -89,6 +89,18 @@ class RobertaModel(RobertaPreTrainedModel, BertModel):
         return super().prepare_inputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                                       query_only)
 
+    def packed_position_ids(self, packing, ids=None):
+        """RoBERTa's rule on packed rows: ``pad + 1`` onwards, counting only tokens that are not the pad id
+        (a pad id inside a text keeps position ``pad``, as transformers computes on the padded batch)."""
+        pad = self.config.pad_token_id
+        if ids is None:
+            return packed_positions(packing) + (pad + 1)
+        real = (ids != pad).to(torch.int64)
+        total = torch.cumsum(real, 0)
+        cu = packing.cu_seqlens.to(torch.int64)
+        before = torch.cat([total.new_zeros(1), total])[cu[:-1]]  # non-pad tokens before each row
+        row = torch.repeat_interleave(before, cu.diff(), output_size=total.shape[0])
+        return (total - row) * real + pad
 
 # ------------------------------------------------------------------------------------------------ heads
 class RobertaLMHead(nn.Module):

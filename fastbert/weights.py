@@ -13,6 +13,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,7 +24,6 @@ TORCH_WEIGHTS = "pytorch_model.bin"
 TORCH_INDEX = "pytorch_model.bin.index.json"
 
 BASE_PREFIX = "bert."  # where a BERT head model keeps its encoder; RoBERTa's family uses "roberta."
-_BASE_ROOTS = ("embeddings.", "encoder.", "pooler.")
 _QKV = ("query", "key", "value")
 _QKV_RE = re.compile(r"^(?P<p>.*attention\.self\.)(?P<which>query|key|value)\.(?P<kind>weight|bias)$")
 # buffers transformers saved in old checkpoints; they carry no weights
@@ -33,6 +33,41 @@ _DECODERS = (
     ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias", "cls.predictions.bias"),
     ("lm_head.decoder.weight", "lm_head.decoder.bias", "lm_head.bias"),
 )
+
+
+@dataclass(frozen=True)
+class NameMap:
+    """How one model family names its weights in transformers' checkpoints, relative to fastbert's names.
+
+    - ``prefix``: where the family's head models keep the encoder (``"bert."``, ``"roberta."``, ...).
+    - ``renames``: ``(transformers substring, fastbert substring)`` pairs, applied in order to every key when
+      loading and in reverse (right to left, last pair first) when saving; a family whose layers carry other
+      names (DistilBERT's ``q_lin``, ALBERT's ``ffn_output``) maps them onto BERT's layer here, so the encoder
+      is the same code for every family.
+    - ``roots``: the first name component of the bare encoder's keys, in fastbert's names (a bare checkpoint
+      has no ``prefix``; head models need one added).
+    - ``decoders``: ``(decoder weight, decoder bias, head bias)`` of the MLM heads: the weight is dropped when
+      tied to the word embeddings, the decoder bias becomes the head's own bias (None: it is the decoder's).
+    """
+
+    prefix: str = BASE_PREFIX
+    renames: tuple[tuple[str, str], ...] = ()
+    roots: tuple[str, ...] = ("embeddings.", "encoder.", "pooler.")
+    decoders: tuple[tuple[str, str | None, str | None], ...] = _DECODERS
+
+    def to_fastbert(self, key: str) -> str:
+        for theirs, ours in self.renames:
+            key = key.replace(theirs, ours)
+        return key
+
+    def to_hf(self, key: str) -> str:
+        for theirs, ours in reversed(self.renames):
+            key = key.replace(ours, theirs)
+        return key
+
+
+BERT_NAMES = NameMap()
+ROBERTA_NAMES = NameMap(prefix="roberta.")
 
 
 class WeightsError(ValueError):
@@ -94,14 +129,14 @@ def _read_one(path: Path) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------------ mapping
 def hf_to_fastbert(state: Mapping[str, torch.Tensor], base_prefix: str, tied_decoder: bool,
-                   family_prefix: str = BASE_PREFIX) -> dict:
+                   names: NameMap = BERT_NAMES) -> dict:
     """A transformers BERT-family state dict (any head, any era) -> fastbert names.
 
-    ``family_prefix`` is where the family's head models keep the encoder (``"bert."``, ``"roberta."``);
-    ``base_prefix`` is that for head models and ``""`` for a bare ``BertModel`` / ``RobertaModel``.
+    ``names`` is the family's naming (:class:`NameMap`); ``base_prefix`` is ``names.prefix`` for head models
+    and ``""`` for a bare ``BertModel`` / ``RobertaModel`` / ...
     """
     out: dict[str, torch.Tensor] = {}
-    # 1. legacy LayerNorm names from TF-era checkpoints, and buffers that hold no weights
+    # 1. legacy LayerNorm names from TF-era checkpoints, buffers that hold no weights, the family's renames
     for key, value in state.items():
         if key.endswith(".gamma"):
             key = key[: -len(".gamma")] + ".weight"
@@ -109,18 +144,19 @@ def hf_to_fastbert(state: Mapping[str, torch.Tensor], base_prefix: str, tied_dec
             key = key[: -len(".beta")] + ".bias"
         if _IGNORED.search(key):
             continue
-        out[key] = value
+        out[names.to_fastbert(key)] = value
     # 2. the base-model prefix: task checkpoints have "bert.", bare ones do not
-    has_prefix = any(k.startswith(family_prefix) for k in out)
+    prefix = names.prefix
+    has_prefix = any(k.startswith(prefix) for k in out)
     if base_prefix and not has_prefix:
-        out = {(base_prefix + k if k.startswith(_BASE_ROOTS) else k): v for k, v in out.items()}
+        out = {(base_prefix + k if k.startswith(names.roots) else k): v for k, v in out.items()}
     elif not base_prefix and has_prefix:
-        out = {(k[len(family_prefix):] if k.startswith(family_prefix) else k): v for k, v in out.items()}
+        out = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in out.items()}
     # 3. the MLM decoder: its weight is the word embedding when tied; its bias is the head's own bias
-    for dec_w, dec_b, bias in _DECODERS:
+    for dec_w, dec_b, bias in names.decoders:
         if tied_decoder:
             out.pop(dec_w, None)
-        if dec_b in out:
+        if dec_b is not None and bias is not None and dec_b in out:
             value = out.pop(dec_b)
             out.setdefault(bias, value)
     # 4. fuse query/key/value into one projection per layer
@@ -140,16 +176,16 @@ def hf_to_fastbert(state: Mapping[str, torch.Tensor], base_prefix: str, tied_dec
     return out
 
 
-def fastbert_to_hf(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """fastbert names -> transformers names (the inverse of :func:`hf_to_fastbert`'s fusion)."""
+def fastbert_to_hf(state: Mapping[str, torch.Tensor], names: NameMap = BERT_NAMES) -> dict[str, torch.Tensor]:
+    """fastbert names -> transformers names (the inverse of :func:`hf_to_fastbert`'s fusion and renames)."""
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if ".attention.self.qkv." in key:
             prefix, kind = key.rsplit(".qkv.", 1)
             for name, part in zip(_QKV, value.chunk(3, dim=0)):
-                out[f"{prefix}.{name}.{kind}"] = part.contiguous()
+                out[names.to_hf(f"{prefix}.{name}.{kind}")] = part.contiguous()
         else:
-            out[key] = value.contiguous()
+            out[names.to_hf(key)] = value.contiguous()
     return out
 
 

@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the albert family work."""
+
+MODEL_CLASSES: dict = {}

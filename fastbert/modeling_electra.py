@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the electra family work."""
+
+MODEL_CLASSES: dict = {}
