@@ -97,6 +97,10 @@ def __getattr__(name):
         from fastbert.tokenizer import BertTokenizer
 
         return BertTokenizer
+    if name == "AutoTokenizer":
+        from fastbert.auto_tokenizer import AutoTokenizer
+
+        return AutoTokenizer
     if name == "SentenceEncoder":
         from fastbert.encoder import SentenceEncoder
 

@@ -125,6 +125,12 @@ class BertConfig:
         return self.hidden_size // self.num_attention_heads
 
     @property
+    def max_tokens(self) -> int:
+        """The longest sequence the position table allows: ``max_position_embeddings`` for BERT; fewer for
+        RoBERTa, whose positions start after the pad id."""
+        return self.max_position_embeddings
+
+    @property
     def embedding_dim(self) -> int:
         """The width of the embedding tables: ``hidden_size`` for BERT; ELECTRA and ALBERT's
         ``embedding_size``, projected to ``hidden_size`` after the embeddings' LayerNorm."""
@@ -256,6 +262,10 @@ class RobertaConfig(BertConfig):
         kwargs.setdefault("bos_token_id", 0)
         kwargs.setdefault("eos_token_id", 2)
         super().__init__(**kwargs)
+
+    @property
+    def max_tokens(self) -> int:
+        return self.max_position_embeddings - int(self.pad_token_id) - 1
 
     def validate(self) -> None:
         super().validate()

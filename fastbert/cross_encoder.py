@@ -34,23 +34,22 @@ from fastbert.encoder import (
     resolve_max_length,
     resolve_prompt,
 )
-from fastbert.packing import packed_positions, packing_from_lengths
+from fastbert.packing import packing_from_lengths
 from fastbert.resources import load_tokenizer
 
 
 class CrossEncoder:
-    """A BERT sequence-classification checkpoint scoring text pairs: the drop-in for sentence-transformers'
-    ``CrossEncoder.predict`` and ``rank``."""
+    """A sequence-classification checkpoint of any family fastbert runs (BERT, RoBERTa, DistilBERT, ...)
+    scoring text pairs: the drop-in for sentence-transformers' ``CrossEncoder.predict`` and ``rank``."""
 
     def __init__(self, model, tokenizer, max_length: int | None = None, activation_fn: Callable | None = None,
                  prompts: dict[str, str] | None = None, default_prompt_name: str | None = None):
-        from fastbert.modeling import BertForSequenceClassification
-
-        if not isinstance(model, BertForSequenceClassification):
-            raise TypeError(f"model must be a fastbert.BertForSequenceClassification, got {type(model).__name__}")
+        if not type(model).__name__.endswith("ForSequenceClassification") or not hasattr(model, "classify"):
+            raise TypeError(f"model must be a fastbert *ForSequenceClassification model (BertFor..., RobertaFor..., "
+                            f"...), got {type(model).__name__}")
         self.model = model.eval()
         self.tokenizer = tokenizer
-        limit = model.config.max_position_embeddings
+        limit = model.config.max_tokens
         self.max_length = min(max_length or limit, limit)
         self.activation_fn = activation_fn if activation_fn is not None else self.default_activation_fn()
         self.prompts = {k: ("" if v is None else v) for k, v in (prompts or {}).items()}
@@ -66,7 +65,7 @@ class CrossEncoder:
                         activation_fn: Callable | None = None) -> CrossEncoder:
         """Load a cross-encoder checkpoint dir (plain transformers or saved by sentence-transformers).
         ``max_length`` and ``activation_fn`` override the checkpoint's, as in sentence-transformers."""
-        from fastbert.modeling import BertForSequenceClassification
+        from fastbert.auto import model_class, read_model_type
 
         directory = Path(path)
         if not directory.is_dir():
@@ -89,7 +88,8 @@ class CrossEncoder:
             )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = BertForSequenceClassification.from_pretrained(layout.transformer_dir, dtype=dtype, device=device)
+            cls_ = model_class(read_model_type(layout.transformer_dir), "ForSequenceClassification")
+            model = cls_.from_pretrained(layout.transformer_dir, dtype=dtype, device=device)
         for w in caught:
             if "classifier" in str(w.message):
                 raise ValueError(f"{layout.transformer_dir} has no classifier weights: {w.message}")
@@ -98,7 +98,7 @@ class CrossEncoder:
         tokenizer = load_tokenizer(layout.transformer_dir)
         if max_length is None:
             max_length = resolve_max_length(layout, tokenizer.model_max_length,
-                                            model.config.max_position_embeddings)
+                                            model.config.max_tokens)
         if activation_fn is None:
             name = layout.extra.get("activation_fn")
             if name is None:
@@ -203,13 +203,15 @@ class CrossEncoder:
         return results[:top_k]
 
     def _logits(self, ids: torch.Tensor, types: torch.Tensor, lengths: list[int]) -> torch.Tensor:
-        """Classifier logits of pairs whose tokens lie end to end: the packed forward, the pooler on each
-        sequence's first token ([CLS]), the classifier."""
+        """Classifier logits of pairs whose tokens lie end to end: the packed forward (positions by the
+        model's own rule), then the model's head on each sequence's first token."""
         packing = packing_from_lengths(lengths, self.device)
-        bert = self.model.bert
-        x = bert.forward_packed(packing, ids.to(self.device), packed_positions(packing), types.to(self.device))[-1]
+        encoder = self.model._bert()
+        ids = ids.to(self.device)
+        positions = encoder.packed_position_ids(packing, ids)
+        x = encoder.forward_packed(packing, ids, positions, types.to(self.device))[-1]
         first = packing.cu_seqlens[:-1].to(torch.int64)
-        return self.model.classifier(bert.pooler(x.index_select(0, first)))
+        return self.model.classify(x.index_select(0, first))
 
 
 def _as_pairs(inputs) -> tuple[list[tuple[str, str]], bool]:

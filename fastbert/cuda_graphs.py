@@ -111,7 +111,7 @@ class CudaGraphRunner:
         self.enabled = enabled_by_env() if enabled is None else bool(enabled)
         self.min_tokens = min_tokens
         self.cpu_backend = cpu_backend
-        self.width = model.config.max_position_embeddings
+        self.width = model.config.max_tokens
         self.query_only = QueryOnly.FIRST if model.pooler is not None else QueryOnly.NONE
         self._buckets: dict[tuple, _Bucket] = {}
         self._pool = None
@@ -170,7 +170,7 @@ class CudaGraphRunner:
         batch, seqlen = ids.shape
         if seqlen > self.width:
             raise ValueError(f"sequence length {seqlen} is longer than the model's max_position_embeddings "
-                             f"({self.width}); truncate the input")
+                             f"allow ({self.width} tokens); truncate the input")
         for name, t, shapes in (("attention_mask", mask, [(batch, seqlen)]),
                                 ("token_type_ids", types, [(batch, seqlen), (1, seqlen)])):
             if t is None:

@@ -90,7 +90,7 @@ def run(args) -> int:
     vocab = model.config.vocab_size
     with torch.inference_mode():
         for label, ids, mask in _batches(vocab):
-            ids = ids[:, : model.config.max_position_embeddings]
+            ids = ids[:, : model.config.max_tokens]
             mask = mask[:, : ids.shape[1]]
             model(ids, attention_mask=mask)
             print(f"  ran {label}")

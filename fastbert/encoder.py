@@ -248,7 +248,7 @@ def _read_head_config(kind: str, path: Path) -> dict:
     return cfg
 
 
-def resolve_max_length(layout: STLayout, tokenizer_max_length: int, max_position_embeddings: int) -> int:
+def resolve_max_length(layout: STLayout, tokenizer_max_length: int, max_tokens: int) -> int:
     """The maximum token count as sentence-transformers finds it: a ``model_max_length`` in the module's
     processor kwargs, else ``sentence_bert_config.json``'s ``max_seq_length`` (v2 layout), else the
     tokenizer's ``model_max_length`` (``tokenizer_config.json``); bounded by the position embeddings."""
@@ -258,7 +258,7 @@ def resolve_max_length(layout: STLayout, tokenizer_max_length: int, max_position
         length = layout.max_seq_length
     else:
         length = tokenizer_max_length
-    return min(int(length), max_position_embeddings)
+    return min(int(length), max_tokens)
 
 
 # ------------------------------------------------------------------------------------------------ modules
@@ -516,7 +516,7 @@ class SentenceEncoder:
         self.include_prompt = bool(include_prompt)
         modules = list(head) + ([Normalize()] if normalize else [])
         self.head = nn.Sequential(*modules).to(device=model.device, dtype=model.dtype).eval().requires_grad_(False)
-        limit = model.config.max_position_embeddings
+        limit = model.config.max_tokens
         self.max_seq_length = min(max_seq_length or limit, limit)
         self.prompts = {k: ("" if v is None else v) for k, v in (prompts or {}).items()}
         if default_prompt_name is not None and default_prompt_name not in self.prompts:
@@ -546,7 +546,7 @@ class SentenceEncoder:
     ) -> SentenceEncoder:
         """Load a sentence-transformers checkpoint (either layout) or a plain BERT one. ``prompts`` and
         ``default_prompt_name`` override the saved ones, as sentence-transformers' constructor does."""
-        from fastbert.modeling import BertModel
+        from fastbert.auto import model_class, read_model_type
 
         directory = Path(path)
         if not directory.is_dir():
@@ -558,13 +558,14 @@ class SentenceEncoder:
                 + (" (use fastbert.CrossEncoder)" if layout.model_type == "CrossEncoder" else "")
             )
         # an encoder's own model is never trained: frozen weights let the CPU path keep them in oneDNN's layout
-        model = BertModel.from_pretrained(layout.transformer_dir, dtype=dtype, device=device).requires_grad_(False)
+        family = model_class(read_model_type(layout.transformer_dir), "Model")
+        model = family.from_pretrained(layout.transformer_dir, dtype=dtype, device=device).requires_grad_(False)
         hidden = model.config.hidden_size
         if layout.embedding_dimension is not None and layout.embedding_dimension != hidden:
             raise ValueError(f"{directory}: the Pooling module expects dimension {layout.embedding_dimension}, "
                              f"the model's hidden size is {hidden}")
         tokenizer = load_tokenizer(layout.transformer_dir)
-        max_len = resolve_max_length(layout, tokenizer.model_max_length, model.config.max_position_embeddings)
+        max_len = resolve_max_length(layout, tokenizer.model_max_length, model.config.max_tokens)
         merged = dict(layout.prompts)
         merged.update(prompts or {})
         head = build_head(layout)

@@ -641,10 +641,14 @@ class BertForSequenceClassification(_ClassifierDropout, BertPreTrainedModel):
             QueryOnly.FIRST, output_hidden_states, input_ids=input_ids, attention_mask=attention_mask,
             token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
         )
-        pooled = self.bert.pool(x, packing)
-        logits = self.classifier(self._drop(pooled))
+        logits = self.classify(x.index_select(0, packing.first_token))
         loss = _classification_loss(self.config, logits, labels) if labels is not None else None
         return _finish(return_dict, SequenceClassifierOutput(loss, logits, hidden))
+
+    def classify(self, first_tokens: torch.Tensor) -> torch.Tensor:
+        """Logits from each sequence's first-token hidden state ``(n, hidden)``: the head after the encoder,
+        shared by ``forward`` and ``fastbert.CrossEncoder`` (which packs pairs itself)."""
+        return self.classifier(self._drop(self.bert.pooler(first_tokens)))
 
 
 class BertForMultipleChoice(_ClassifierDropout, BertPreTrainedModel):
@@ -674,7 +678,7 @@ class BertForMultipleChoice(_ClassifierDropout, BertPreTrainedModel):
             QueryOnly.FIRST, output_hidden_states, input_ids=flat(input_ids), attention_mask=flat(attention_mask),
             token_type_ids=flat(token_type_ids), position_ids=flat(position_ids), inputs_embeds=embeds,
         )
-        pooled = self.bert.pool(x, packing)
+        pooled = self._bert().pool(x, packing)
         logits = self.classifier(self._drop(pooled)).view(-1, choices)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return _finish(return_dict, MultipleChoiceModelOutput(loss, logits, hidden))

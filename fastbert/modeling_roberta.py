@@ -23,6 +23,7 @@ from torch import nn
 from fastbert import ops, weights
 from fastbert.config import CamembertConfig, RobertaConfig, XLMRobertaConfig
 from fastbert.modeling import (
+    BertForMultipleChoice,
     BertForQuestionAnswering,
     BertForTokenClassification,
     BertModel,
@@ -176,9 +177,24 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
             QueryOnly.FIRST, output_hidden_states, input_ids=input_ids, attention_mask=attention_mask,
             token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
         )
-        logits = self.classifier(x.index_select(0, packing.first_token))  # column 0, padding or not
+        logits = self.classify(x.index_select(0, packing.first_token))  # column 0, padding or not
         loss = _classification_loss(self.config, logits, labels) if labels is not None else None
         return _finish(return_dict, SequenceClassifierOutput(loss, logits, hidden))
+
+    def classify(self, first_tokens: torch.Tensor) -> torch.Tensor:
+        """Logits from the first-token hidden states (``forward`` and ``fastbert.CrossEncoder``)."""
+        return self.classifier(first_tokens)
+
+
+class RobertaForMultipleChoice(RobertaPreTrainedModel, BertForMultipleChoice):
+    """BERT's multiple-choice head (forward inherited: the pooler on each choice's first token, dropout, one
+    logit) over a RoBERTa encoder, which keeps its pooler here as in transformers."""
+
+    def __init__(self, config: RobertaConfig):
+        BertPreTrainedModel.__init__(self, config)
+        self.roberta = RobertaModel(config)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.init_weights()
 
 
 class RobertaForTokenClassification(RobertaPreTrainedModel, BertForTokenClassification):
@@ -217,6 +233,10 @@ class XLMRobertaForSequenceClassification(RobertaForSequenceClassification):
     config_class = XLMRobertaConfig
 
 
+class XLMRobertaForMultipleChoice(RobertaForMultipleChoice):
+    config_class = XLMRobertaConfig
+
+
 class XLMRobertaForTokenClassification(RobertaForTokenClassification):
     config_class = XLMRobertaConfig
 
@@ -237,6 +257,10 @@ class CamembertForSequenceClassification(RobertaForSequenceClassification):
     config_class = CamembertConfig
 
 
+class CamembertForMultipleChoice(RobertaForMultipleChoice):
+    config_class = CamembertConfig
+
+
 class CamembertForTokenClassification(RobertaForTokenClassification):
     config_class = CamembertConfig
 
@@ -248,11 +272,11 @@ class CamembertForQuestionAnswering(RobertaForQuestionAnswering):
 MODEL_CLASSES = {
     cls.__name__: cls
     for cls in (
-        RobertaModel, RobertaForMaskedLM, RobertaForSequenceClassification, RobertaForTokenClassification,
-        RobertaForQuestionAnswering,
-        XLMRobertaModel, XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification,
+        RobertaModel, RobertaForMaskedLM, RobertaForSequenceClassification, RobertaForMultipleChoice,
+        RobertaForTokenClassification, RobertaForQuestionAnswering,
+        XLMRobertaModel, XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification, XLMRobertaForMultipleChoice,
         XLMRobertaForTokenClassification, XLMRobertaForQuestionAnswering,
-        CamembertModel, CamembertForMaskedLM, CamembertForSequenceClassification, CamembertForTokenClassification,
-        CamembertForQuestionAnswering,
+        CamembertModel, CamembertForMaskedLM, CamembertForSequenceClassification, CamembertForMultipleChoice,
+        CamembertForTokenClassification, CamembertForQuestionAnswering,
     )
 }

@@ -264,3 +264,33 @@ def test_wrong_family_and_too_long_inputs_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="at most 38 tokens"):
         fb(too_long)
     fb(too_long[:, :-1])  # the longest input that fits
+
+
+@pytest.mark.parametrize("family", ["roberta", "xlm-roberta"])
+def test_multiple_choice_matches_transformers(tmp_path, family):
+    """(batch, choices, seq) inputs flattened through the pooler (RoBERTa keeps it for this head), one logit per
+    choice, cross-entropy over choices; left padding and holes among the choices; gradients of every weight."""
+    cfg, hf, fb = _pair(tmp_path, family, "ForMultipleChoice")
+    ids, types, mask = _batch(cfg, "left", batch=6, seed=8)
+    mask[4] = padding_mask(1, ids.shape[1], "holes", seed=2)[0]
+    ids, types, mask = (t.view(2, 3, -1) for t in (ids, types, mask))
+    labels = torch.tensor([2, 0])
+    hf.train()  # dropout is 0 in these configs: train mode checks that gradients flow as in transformers
+    fb.train()
+    a = hf(ids, attention_mask=mask, token_type_ids=types, labels=labels, output_hidden_states=True)
+    b = fb(ids, attention_mask=mask, token_type_ids=types, labels=labels, output_hidden_states=True)
+    torch.testing.assert_close(b.logits, a.logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(b.loss, a.loss, atol=ATOL, rtol=0)
+    flat = mask.view(6, -1).bool()
+    for x, y in zip(a.hidden_states, b.hidden_states):
+        assert (x[flat] - y[flat]).abs().max().item() <= ATOL
+    a.loss.backward()
+    b.loss.backward()
+    hf_grads = {k: p.grad for k, p in hf.named_parameters()}
+    for name, p in fb.named_parameters():
+        if ".qkv." in name:
+            prefix, kind = name.rsplit(".qkv.", 1)
+            expected = torch.cat([hf_grads[f"{prefix}.{w}.{kind}"] for w in ("query", "key", "value")])
+        else:
+            expected = hf_grads[name]
+        torch.testing.assert_close(p.grad, expected, atol=ATOL, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
