@@ -46,7 +46,7 @@ def _sync(fn):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name.replace(" ", "-"))
 def test_model(benchmark, setup, case, provider):
     models, ref, cfg, tok, _, texts = setup
-    ids, mask, _ = bench.make_batch(case, cfg["vocab_size"], tok, texts, 0)
+    ids, mask, _ = bench.make_batch(case, cfg.vocab_size, tok, texts, 0)
     ids, mask = ids.to(DEVICE), mask.to(DEVICE)
     benchmark.group = case.name
     benchmark.extra_info.update(

@@ -50,6 +50,22 @@ SHAPES = {
         hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
     ),
 }
+# random-weight shapes in another family (--family): transformers' config keys for a SHAPES entry
+FAMILY_SHAPES = {
+    "bert": lambda s: dict(s),
+    "roberta": lambda s: dict(s, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5, vocab_size=30522),
+    "xlm-roberta": lambda s: dict(s, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
+                                  vocab_size=30522),
+    "camembert": lambda s: dict(s, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
+                                vocab_size=30522),
+    "distilbert": lambda s: dict(dim=s["hidden_size"], n_layers=s["num_hidden_layers"],
+                                 n_heads=s["num_attention_heads"], hidden_dim=s["intermediate_size"]),
+    "electra": lambda s: dict(s, embedding_size=s["hidden_size"]),
+    "albert": lambda s: dict(s, embedding_size=128, hidden_act="gelu_new", vocab_size=30522),
+}
+NO_DROPOUT = {
+    "distilbert": dict(dropout=0.0, attention_dropout=0.0),
+}
 MODES = ("infer", "train", "tokenize")
 DISTS = ("full", "uniform", "real")
 HF_PROVIDERS = ("hf-sdpa", "hf-eager", "hf-sdpa-compile")
@@ -72,6 +88,7 @@ class Case:
 @dataclass
 class Options:
     model: str | None = None  # checkpoint dir or a name in SHAPES; None = the bundled MiniLM
+    family: str = "bert"  # the model_type of a SHAPES model (a checkpoint dir's config.json says its own)
     cases: list[Case] = field(default_factory=list)
     providers: list[str] = field(default_factory=lambda: ["fastbert", "hf-sdpa", "hf-eager"])
     device: str = "cpu"
@@ -130,18 +147,26 @@ def _dtype(name: str) -> torch.dtype:
 
 
 def build_models(opts: Options):
-    """``(models by provider, fp32 eager reference, config dict)``, all with the same weights, dropout off."""
+    """``(models by provider, fp32 eager reference, transformers config)``, all with the same weights, dropout
+    off. Any family fastbert runs: a checkpoint dir's config.json names it, a SHAPES model takes ``family``."""
     import transformers
+
+    from fastbert.auto import read_model_type
 
     spec = opts.model or default_model()
     device = torch.device(opts.device)
-    no_dropout = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     if spec in SHAPES:
-        cfg = transformers.BertConfig(**SHAPES[spec], **no_dropout)
+        family = opts.family
+        if family not in FAMILY_SHAPES:
+            raise SystemExit(f"fastbert bench: --family {family!r} is not one of {sorted(FAMILY_SHAPES)}")
+        no_dropout = NO_DROPOUT.get(family, dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+        cfg = transformers.AutoConfig.for_model(family, **FAMILY_SHAPES[family](SHAPES[spec]), **no_dropout)
         torch.manual_seed(opts.seed)
-        ref = transformers.BertModel._from_config(cfg, attn_implementation="eager")
+        ref = transformers.AutoModel.from_config(cfg, attn_implementation="eager")
     elif Path(spec).is_dir():
-        ref = transformers.BertModel.from_pretrained(spec, attn_implementation="eager", **no_dropout)
+        family = read_model_type(spec)
+        no_dropout = NO_DROPOUT.get(family, dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+        ref = transformers.AutoModel.from_pretrained(spec, attn_implementation="eager", **no_dropout)
     else:
         raise SystemExit(
             f"fastbert bench: --model {spec!r} is neither a checkpoint dir nor one of {list(SHAPES)}"
@@ -158,7 +183,7 @@ def build_models(opts: Options):
         elif p in HF_PROVIDERS:
             impl = "eager" if p == "hf-eager" else "sdpa"
             # a copy of the config: _from_config would otherwise keep the reference's "eager"
-            m = transformers.BertModel._from_config(copy.deepcopy(ref.config), attn_implementation=impl)
+            m = type(ref)._from_config(copy.deepcopy(ref.config), attn_implementation=impl)
             if m.config._attn_implementation != impl:
                 raise RuntimeError(
                     f"transformers gave {m.config._attn_implementation!r} attention, not {impl!r}"
@@ -181,7 +206,7 @@ def build_models(opts: Options):
 
         model = models.get("fastbert") or fastbert.from_transformers(ref).to(device=device, dtype=dtype).eval()
         models[GRAPHS] = CudaGraphRunner(model, enabled=True)
-    return models, ref.to(device), ref.config.to_dict()
+    return models, ref.to(device), ref.config
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -307,19 +332,13 @@ def _with_tokens(runner, tokens: int):
 
 
 def _grads(model, fastbert_layout: bool) -> dict[str, torch.Tensor]:
-    """Parameter gradients by transformers name (fastbert's fused qkv split back into query/key/value)."""
-    out = {}
-    for name, p in model.named_parameters():
-        if p.grad is None:
-            continue
-        name = name.removeprefix("_orig_mod.")
-        g = p.grad.detach().float().cpu()
-        if fastbert_layout and ".attention.self.qkv." in name:
-            for part, chunk in zip(("query", "key", "value"), g.chunk(3, dim=0)):
-                out[name.replace(".qkv.", f".{part}.")] = chunk
-        else:
-            out[name] = g
-    return out
+    """Parameter gradients by transformers name (fastbert's names mapped back by its family's ``NameMap``:
+    the fused qkv split into query/key/value, the family's renames undone)."""
+    from fastbert.weights import fastbert_to_hf
+
+    grads = {name.removeprefix("_orig_mod."): p.grad.detach().float().cpu()
+             for name, p in model.named_parameters() if p.grad is not None}
+    return fastbert_to_hf(grads, model.names) if fastbert_layout else grads
 
 
 def parity(case: Case, provider: str, model, ref, ids, mask) -> float:
@@ -333,7 +352,9 @@ def parity(case: Case, provider: str, model, ref, ids, mask) -> float:
     train_fn(model, ids, mask)()
     train_fn(ref, ids, mask)()
     got, want = _grads(model, provider == "fastbert"), _grads(ref, False)
-    common = [k for k in want if k in got and k != "pooler.dense.weight" and k != "pooler.dense.bias"]
+    common = [k for k in want if k in got and not k.startswith("pooler.")]
+    if provider == "fastbert" and len(common) < len(got) - 2:
+        raise RuntimeError(f"gradient names do not match transformers': {sorted(set(got) - set(want))[:5]}")
     err = max(float((got[k] - want[k]).abs().max()) for k in common) if common else float("nan")
     for m in (model, ref):
         for p in m.parameters():
@@ -387,18 +408,19 @@ def benchmark(opts: Options, progress=None) -> dict:
     if device.type == "cpu" and opts.dtype != "fp32":
         raise SystemExit("fastbert bench: CPU runs are fp32 only")
     models, ref, cfg = build_models(opts)
-    vocab = cfg["vocab_size"]
+    vocab = cfg.vocab_size
     tokenizer, tok_dir = load_hf_tokenizer(opts.model)
     texts = load_texts()
     rows = []
     meta = machine_info(opts.device)
     meta.update(
         model=opts.model or "all-MiniLM-L6-v2 (bundled)",
+        family=cfg.model_type,
         dtype=opts.dtype,
         preset=opts.preset,
         providers=opts.providers,
         baseline=BASELINE,
-        shape={k: cfg[k] for k in SHAPES["tiny"]},
+        shape={k: getattr(cfg, k) for k in SHAPES["tiny"]},
         timing=("CUDA events" if device.type == "cuda" else "wall clock, providers alternating per round"),
     )
     for case in opts.cases:
@@ -616,6 +638,10 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--model", default=None, help=f"checkpoint dir or a shape with random weights: {', '.join(SHAPES)}"
     )
+    parser.add_argument(
+        "--family", default="bert", help=f"model_type of a random-weight shape: {', '.join(FAMILY_SHAPES)} "
+        "(a checkpoint dir's config.json names its own)"
+    )
     parser.add_argument("--modes", type=_strs, default=None, help=f"comma list of {', '.join(MODES)}")
     parser.add_argument("--batch-sizes", type=_ints, default=None, help="comma list, e.g. 1,8,32")
     parser.add_argument("--seq-lens", type=_ints, default=None, help="comma list, e.g. 128,512")
@@ -668,6 +694,7 @@ def options_from_args(args) -> Options:
     opts.cases = cases
     if args.model:
         opts.model = args.model
+    opts.family = args.family
     if args.providers:
         opts.providers = list(args.providers)
     if args.compile and "hf-sdpa-compile" not in opts.providers:

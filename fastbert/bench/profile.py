@@ -276,14 +276,15 @@ def profile_model(
     roof: bool = True,
     top: int = 25,
     refresh_roof: bool = False,
+    family: str = "bert",
 ) -> dict:
     from fastbert import bench
 
-    opts = bench.Options(model=model_spec, providers=[provider], device=str(device))
+    opts = bench.Options(model=model_spec, family=family, providers=[provider], device=str(device))
     models, _, cfg = bench.build_models(opts)
     tokenizer, _ = bench.load_hf_tokenizer(model_spec)
     case = bench.Case(mode, batch, seqlen, dist)
-    ids, mask, _ = bench.make_batch(case, cfg["vocab_size"], tokenizer, bench.load_texts(), 0)
+    ids, mask, _ = bench.make_batch(case, cfg.vocab_size, tokenizer, bench.load_texts(), 0)
     ids, mask = ids.to(device), mask.to(device)
     fn = (bench.infer_fn if mode == "infer" else bench.train_fn)(models[provider], ids, mask)
     trace = None
@@ -292,7 +293,7 @@ def profile_model(
         trace = out / "trace.json"
     # QK^T + PV FLOPs of one attention call over this batch: every sequence attends within its real tokens
     lengths = mask.sum(dim=1).double()
-    attn_flops = 4.0 * cfg["hidden_size"] * float((lengths * lengths).sum())
+    attn_flops = 4.0 * cfg.hidden_size * float((lengths * lengths).sum())
     rows, step = profile_fn(fn, device, trace=trace, attn_flops=attn_flops)
     r = device_roof(device, refresh=refresh_roof) if roof else {}
     result = {
@@ -370,6 +371,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--model", default=None, help="checkpoint dir or shape (tiny, mini, bert-base, bert-large)"
     )
+    parser.add_argument("--family", default="bert", help="model_type of a random-weight shape (bert, roberta, "
+                        "distilbert, electra, albert, ...); a checkpoint dir's config.json names its own")
     parser.add_argument("--provider", default="fastbert", help="fastbert, hf-sdpa or hf-eager")
     parser.add_argument("--mode", choices=["infer", "train"], default="infer")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -401,6 +404,7 @@ def run(args) -> int:
         roof=not args.no_roof,
         top=args.top,
         refresh_roof=args.refresh_roof,
+        family=args.family,
     )
     console = Console(width=None if os.isatty(1) else 150)
     console.print(rich_table(result, args.top))
