@@ -487,6 +487,22 @@ def similarity(a, b, fn: str = "cosine") -> torch.Tensor:
     raise ValueError(f"similarity_fn_name must be one of {SIMILARITY_FNS}, got {fn!r}")
 
 
+def similarity_pairwise(a, b, fn: str = "cosine") -> torch.Tensor:
+    """``(n,)`` similarities of row ``i`` of ``a`` with row ``i`` of ``b`` (same meanings as ``similarity``)."""
+    a, b = _as_batch_tensor(a), _as_batch_tensor(b)
+    if a.shape != b.shape:
+        raise ValueError(f"similarity_pairwise needs inputs of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if fn == "cosine":
+        return (F.normalize(a, p=2, dim=1) * F.normalize(b, p=2, dim=1)).sum(dim=1)
+    if fn == "dot":
+        return (a * b).sum(dim=1)
+    if fn == "euclidean":
+        return -torch.linalg.vector_norm(a - b, ord=2, dim=1)
+    if fn == "manhattan":
+        return -(a - b).abs().sum(dim=1)
+    raise ValueError(f"similarity_fn_name must be one of {SIMILARITY_FNS}, got {fn!r}")
+
+
 # ------------------------------------------------------------------------------------------------ encoder
 class SentenceEncoder:
     """A BERT checkpoint + pooling (+ Dense, Normalize): the drop-in for ``SentenceTransformer``'s ``encode``,
@@ -608,6 +624,10 @@ class SentenceEncoder:
     def similarity(self, embeddings1, embeddings2) -> torch.Tensor:
         """``(n, m)`` similarities with the checkpoint's similarity function (cosine by default)."""
         return similarity(embeddings1, embeddings2, self.similarity_fn_name)
+
+    def similarity_pairwise(self, embeddings1, embeddings2) -> torch.Tensor:
+        """``(n,)`` similarities of matching rows, with the checkpoint's similarity function."""
+        return similarity_pairwise(embeddings1, embeddings2, self.similarity_fn_name)
 
     def encode_query(self, sentences, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
         """``encode`` with the ``"query"`` prompt when the checkpoint has one and none is given."""

@@ -94,3 +94,33 @@ def test_unsupported_checkpoints_are_named(checkpoints, tmp_path):
         fastbert.CrossEncoder.from_pretrained(bench.default_model())  # a SentenceTransformer, not a reranker
     with pytest.raises(NotImplementedError, match="sequence-classification"):
         fastbert.SentenceEncoder.from_pretrained(checkpoints[1])
+
+
+def test_several_labels_softmax_and_prompts_match_sentence_transformers(tmp_path, pairs):
+    """A three-label classifier saved by sentence-transformers with prompts: raw scores (identity is the
+    default for several labels), apply_softmax, an activation_fn override, and a prompt by name and by text."""
+    src = bench.default_model()
+    torch.manual_seed(1)
+    model = transformers.BertForSequenceClassification.from_pretrained(src, num_labels=3)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 0.5)
+    plain = tmp_path / "plain"
+    model.save_pretrained(plain)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(f"{src}/{name}", plain)
+    saved = tmp_path / "saved"
+    prompts = {"query": "query: ", "search": "Represent this for search: "}
+    st.CrossEncoder(str(plain), device="cpu", prompts=prompts, default_prompt_name="query").save(str(saved))
+    ref = st.CrossEncoder(str(saved), device="cpu")
+    ce = fastbert.CrossEncoder.from_pretrained(saved)
+    assert ce.prompts == ref.prompts and ce.default_prompt_name == ref.default_prompt_name == "query"
+    sample = pairs[:24]
+    for kwargs in ({}, {"apply_softmax": True}, {"activation_fn": torch.nn.Tanh()}, {"prompt_name": "search"},
+                   {"prompt": "Judge: "}, {"prompt_name": "search", "apply_softmax": True}):
+        want = ref.predict(sample, batch_size=8, **kwargs)
+        got = ce.predict(sample, batch_size=8, **kwargs)
+        assert got.shape == want.shape == (len(sample), 3), kwargs
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0, err_msg=str(kwargs))
+    assert np.ptp(ce.predict(sample)) > 1  # spread-out logits: the comparison means something
+    with pytest.raises(ValueError, match="one label"):
+        ce.rank("a query", ["a document", "another"])

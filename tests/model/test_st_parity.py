@@ -232,7 +232,10 @@ def test_output_forms(bundled, texts):
         ref.similarity_fn_name = fn
         enc._similarity_fn_name = fn
         torch.testing.assert_close(enc.similarity(e[:2], e), ref.similarity(e[:2], e))
+        torch.testing.assert_close(enc.similarity_pairwise(e[:3], e[3:]), ref.similarity_pairwise(e[:3], e[3:]))
     assert enc.similarity(e[0], e).shape == (1, 6)
+    with pytest.raises(ValueError, match="one shape"):
+        enc.similarity_pairwise(e[:2], e[:3])
 
 
 def test_unknown_or_unsupported_arguments_raise(bundled, texts):
