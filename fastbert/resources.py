@@ -28,14 +28,18 @@ def default_model() -> str:
 
 
 def load_tokenizer(directory: str | os.PathLike):
-    """fastbert's C++ tokenizer for a checkpoint directory; transformers' ``BertTokenizerFast`` (with a
-    warning) only where the extension was not built. A tokenizer setting fastbert does not implement raises."""
+    """The tokenizer of a checkpoint directory, through ``fastbert.AutoTokenizer``: fastbert's C++ WordPiece
+    tokenizer for BERT / DistilBERT / ELECTRA, the checkpoint's tokenizer.json through `tokenizers` for the others
+    (RoBERTa, XLM-RoBERTa, CamemBERT, ALBERT). Only where the C++ extension was not built: transformers'
+    ``AutoTokenizer``, with a warning. A tokenizer setting fastbert does not implement raises."""
     try:
-        from fastbert.tokenizer import BertTokenizer
+        from fastbert import _tokenizer  # noqa: F401  (the compiled extension)
     except ImportError as e:
-        warnings.warn(f"fastbert's C++ tokenizer is not built ({e}); using transformers' BertTokenizerFast",
+        warnings.warn(f"fastbert's C++ tokenizer is not built ({e}); using transformers' AutoTokenizer",
                       stacklevel=2)
-        from transformers import BertTokenizerFast
+        from transformers import AutoTokenizer
 
-        return BertTokenizerFast.from_pretrained(str(directory))
-    return BertTokenizer.from_pretrained(str(directory))
+        return AutoTokenizer.from_pretrained(str(directory))
+    from fastbert.auto_tokenizer import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(directory))
