@@ -227,6 +227,8 @@ def linear_declines(x: torch.Tensor, weight: torch.Tensor) -> list[str]:
         reasons.append("oneDNN is off (FASTBERT_ONEDNN=0), missing, or failed its self-check against F.linear")
     if dispatch.forced("linear") == "torch":
         reasons.append("FASTBERT_CPU_LINEAR forces torch")
+    if _backend[0] == "torch":
+        reasons.append("force_backend('torch') is active: every op runs its torch reference")
     if not reasons and not _packable(weight):
         reasons.append("(kept layout only) the weight is trainable or an inference tensor: oneDNN reorders it per call")
     return reasons
@@ -240,6 +242,7 @@ def _cpu_fast_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and x.dim() == 2
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
         and not torch.compiler.is_compiling()  # under torch.compile, inductor chooses its own CPU GEMMs
+        and _backend[0] != "torch"  # force_backend("torch"): the reference ops, F.linear included
         and _onednn_usable()
     )
 

@@ -272,7 +272,7 @@ BACKEND_TABLE = [
     (torch.float32, False, False, {"FASTBERT_CPU_ATTENTION": "kernel", "FASTBERT_CPU_LINEAR": "onednn"}, "auto",
      "kernel", "onednn"),
     (torch.float32, False, False, {"FASTBERT_ONEDNN": "0"}, "auto", "kernel", "torch"),
-    (torch.float32, False, False, {}, "torch", "sdpa", "onednn-packed"),
+    (torch.float32, False, False, {}, "torch", "sdpa", "torch"),
     (torch.float32, False, False, {}, "triton", "triton", "onednn-packed"),
 ]
 
