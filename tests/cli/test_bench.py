@@ -124,3 +124,23 @@ def test_prepared_forward_is_the_forward():
     computed[:, 0] = True  # column 0 is computed for the pooler even where it is padding
     assert (got[~computed] == 0).all()
     torch.testing.assert_close(body(), got, rtol=0, atol=0)  # replayable: same inputs, same result
+
+
+@pytest.mark.parametrize("family", list(bench.FAMILY_SHAPES))
+def test_every_family_benches_with_parity(family):
+    """``fastbert bench --model tiny --family F``: the fastbert provider is the family's own class, and the
+    parity the bench reports (hidden states for infer, every gradient by transformers' name for train, via
+    the family's NameMap) is small: fp32, the parity tests' 1e-4."""
+    opts = bench.Options(model="tiny", family=family, providers=["fastbert", "hf-sdpa"])
+    models, ref, cfg = bench.build_models(opts)
+    assert cfg.model_type == family
+    assert type(models["fastbert"]).__name__ == type(ref).__name__
+    assert models["hf-sdpa"].config._attn_implementation == "sdpa"
+    texts = bench.load_texts()
+    tokenizer, _ = bench.load_hf_tokenizer(None)
+    for mode, dist in (("infer", "real"), ("train", "uniform")):
+        case = bench.Case(mode, 4, 24, dist)
+        ids, mask, _ = bench.make_batch(case, cfg.vocab_size, tokenizer, texts, 0)
+        models["fastbert"].requires_grad_(mode == "train")
+        ref.requires_grad_(mode == "train")
+        assert bench.parity(case, "fastbert", models["fastbert"], ref, ids, mask) <= 1e-4
