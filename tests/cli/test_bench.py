@@ -144,3 +144,21 @@ def test_every_family_benches_with_parity(family):
         models["fastbert"].requires_grad_(mode == "train")
         ref.requires_grad_(mode == "train")
         assert bench.parity(case, "fastbert", models["fastbert"], ref, ids, mask) <= 1e-4
+
+
+def test_bench_families_script_writes_its_table(tmp_path):
+    """``benchmarks/bench_families.py`` on the tiny shape: one row per family and case, speedup and parity."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_families.py"
+    spec = importlib.util.spec_from_file_location("bench_families", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "families.md"
+    assert module.main(["--shape", "tiny", "--families", "roberta,albert", "--reps", "1", "--budget", "1",
+                        "--out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| roberta") or
+            line.startswith("| albert")]
+    assert len(rows) == 4
+    assert all(float(r.split("|")[-2]) <= 1e-4 for r in rows)  # parity column
