@@ -466,9 +466,9 @@ def _check_inputs(config, device, input_ids, attention_mask, token_type_ids, pos
         shape = tuple(input_ids.shape)
     else:
         _check_tensor("inputs_embeds", inputs_embeds, device, integer=False)
-        if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != config.hidden_size:
+        if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != config.embedding_dim:
             raise ValueError(
-                f"inputs_embeds must be (batch, seq_len, {config.hidden_size}), got {tuple(inputs_embeds.shape)}"
+                f"inputs_embeds must be (batch, seq_len, {config.embedding_dim}), got {tuple(inputs_embeds.shape)}"
             )
         shape = tuple(inputs_embeds.shape[:2])
     batch, seqlen = shape

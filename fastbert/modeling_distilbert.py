@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -42,13 +41,11 @@ from fastbert.modeling import (
     _query_only,
 )
 from fastbert.outputs import (
-    Hidden,
+    BaseModelOutput,
     MaskedLMOutput,
-    ModelOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
-    Tensor,
     TokenClassifierOutput,
 )
 from fastbert.packing import QueryOnly, pack, unpack
@@ -192,15 +189,6 @@ DISTILBERT_NAMES = weights.NameMap(
     # the MLM projector's weight is the word embedding matrix when tied; its bias keeps its own name
     decoders=(("vocab_projector.weight", None, None),),
 )
-
-
-@dataclass
-class BaseModelOutput(ModelOutput):
-    """transformers' ``BaseModelOutput`` (``DistilBertModel`` has no pooler)."""
-
-    last_hidden_state: Tensor = None
-    hidden_states: Hidden = None
-    attentions: Hidden = None
 
 
 def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -423,5 +411,5 @@ MODEL_CLASSES = {
     )
 }
 
-__all__ = ["DISTILBERT_NAMES", "MODEL_CLASSES", "BaseModelOutput", "DistilBertConfig", "DistilBertPreTrainedModel",
+__all__ = ["DISTILBERT_NAMES", "MODEL_CLASSES", "DistilBertConfig", "DistilBertPreTrainedModel",
            "sinusoidal_positions", *MODEL_CLASSES]

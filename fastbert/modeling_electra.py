@@ -34,7 +34,6 @@ from fastbert.modeling import (
     BertModel,
     BertPreTrainedModel,
     _activation,
-    _check_tensor,
     _classification_loss,
     _finish,
     _Linear,
@@ -146,23 +145,6 @@ class ElectraModel(ElectraPreTrainedModel, BertModel):
             x = ops.linear(x, self.embeddings_project.weight, self.embeddings_project.bias)
         return self.run_layers(x, packing, all_layers)
 
-    def prepare_inputs(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                       inputs_embeds=None, query_only: QueryOnly = QueryOnly.NONE):
-        """BERT's validation and packing. ``inputs_embeds`` are ``embedding_size`` wide (BERT's checks expect
-        ``hidden_size``): they are checked here, and BERT's checks and packing run on stand-in ids of the
-        same ``(batch, seqlen)``."""
-        if input_ids is not None or inputs_embeds is None:  # ids, or neither / both: BERT's path and errors
-            return super().prepare_inputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                                          query_only)
-        _check_tensor("inputs_embeds", inputs_embeds, self.device, integer=False)
-        width = self.config.embedding_size
-        if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != width:
-            raise ValueError(f"inputs_embeds must be (batch, seq_len, {width}) (config.embedding_size), got "
-                             f"{tuple(inputs_embeds.shape)}")
-        stand_in = torch.zeros(inputs_embeds.shape[:2], dtype=torch.int64, device=inputs_embeds.device)
-        packing, (_, positions, types, _) = super().prepare_inputs(stand_in, attention_mask, token_type_ids,
-                                                                   position_ids, None, query_only)
-        return packing, (None, positions, types, pack(inputs_embeds, packing))
 
 
 # ------------------------------------------------------------------------------------------------ heads

@@ -45,6 +45,15 @@ Hidden = tuple[torch.Tensor, ...] | None
 
 
 @dataclass
+class BaseModelOutput(ModelOutput):
+    """An encoder without a pooler (``DistilBertModel``)."""
+
+    last_hidden_state: Tensor = None
+    hidden_states: Hidden = None
+    attentions: Hidden = None
+
+
+@dataclass
 class BaseModelOutputWithPooling(ModelOutput):
     last_hidden_state: Tensor = None
     pooler_output: Tensor = None

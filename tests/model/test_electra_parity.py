@@ -216,7 +216,7 @@ def test_inputs_embeds_position_ids_and_token_types(tmp_path, sizes, task):
             a, b = hf(attention_mask=mask, **kwargs), fb(attention_mask=mask, **kwargs)
         errors = _max_errors(a, b, mask)
         assert max(errors.values()) <= ATOL, (list(kwargs), errors)
-    with pytest.raises(ValueError, match="embedding_size"):
+    with pytest.raises(ValueError, match=rf"inputs_embeds must be \(batch, seq_len, {cfg.embedding_size}\)"):
         fb(inputs_embeds=torch.randn(*ids.shape, cfg.embedding_size + 1), attention_mask=mask)
     with pytest.raises(ValueError, match="exactly one"):
         fb(input_ids=ids, inputs_embeds=emb)
