@@ -89,3 +89,69 @@ def test_cross_encoder_matches_sentence_transformers(tmp_path, texts, family):
     ranked_a = ref.rank(texts[0], texts[1:30])
     ranked_b = ours.rank(texts[0], texts[1:30])
     assert [r["corpus_id"] for r in ranked_a[:5]] == [r["corpus_id"] for r in ranked_b[:5]]
+
+
+@pytest.fixture(scope="module")
+def own_tokenizers(tmp_path_factory):
+    """A byte-level BPE (RoBERTa's kind) and a Unigram (XLM-R's kind) tokenizer trained here on the real
+    multilingual corpus of tests/data/tokenizer, wrapped and saved by transformers: family -> directory."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
+    from tokenizers import models as tok_models
+
+    corpus = (Path(__file__).resolve().parents[1] / "data" / "tokenizer" / "corpus.txt").read_text("utf-8")
+    lines = [line for line in corpus.splitlines() if line.strip()]
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe = Tokenizer(tok_models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=1200, special_tokens=specials, show_progress=False,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    uni = Tokenizer(tok_models.Unigram())
+    uni.pre_tokenizer = pre_tokenizers.Metaspace()
+    uni.decoder = decoders.Metaspace()
+    uni.train_from_iterator([t for t in lines if all(ord(c) < 0x800 for c in t)], trainers.UnigramTrainer(
+        vocab_size=1200, special_tokens=specials, unk_token="<unk>", show_progress=False))
+    pieces = [tuple(p) for p in json.loads(uni.to_str())["model"]["vocab"]]
+    root = tmp_path_factory.mktemp("own-tok")
+    made = {"roberta": transformers.RobertaTokenizerFast(tokenizer_object=bpe, model_max_length=128),
+            "xlm-roberta": transformers.XLMRobertaTokenizerFast(vocab=pieces, model_max_length=128)}
+    for family, tok in made.items():
+        tok.save_pretrained(root / family)
+    return {family: root / family for family in made}, lines
+
+
+@pytest.mark.parametrize("family", ["roberta", "xlm-roberta"])
+def test_bpe_and_unigram_families_end_to_end(tmp_path, own_tokenizers, family):
+    """The family's own kind of tokenizer (byte-level BPE for RoBERTa, Unigram for XLM-R) through
+    fastbert.AutoTokenizer, its model, pooling and a cross-encoder, against sentence-transformers on the
+    corpus's real multilingual lines (pad id 1, positions from 2, no token types)."""
+    dirs, lines = own_tokenizers
+    sample = lines[::40][:100]
+    tok = transformers.AutoTokenizer.from_pretrained(dirs[family])
+    size = dict(SMALL, vocab_size=len(tok), max_position_embeddings=130, type_vocab_size=1,
+                pad_token_id=tok.pad_token_id)
+    for task in ("model", "seq"):
+        cfg = transformers.AutoConfig.for_model(family, **size, **({"num_labels": 1, "initializer_range": 0.3}
+                                                                    if task == "seq" else {}))
+        torch.manual_seed(1)
+        auto = transformers.AutoModelForSequenceClassification if task == "seq" else transformers.AutoModel
+        directory = tmp_path / task
+        auto.from_config(cfg).save_pretrained(directory)
+        tok.save_pretrained(directory)
+        if task == "model":
+            ref = st.SentenceTransformer(modules=[models.Transformer(str(directory)),
+                                                  models.Pooling(SMALL["hidden_size"], "mean")], device="cpu")
+            ref.save(str(tmp_path / "st"))
+            ours = fastbert.SentenceEncoder.from_pretrained(tmp_path / "st")
+            assert type(ours.tokenizer).__name__ == "TokenizersTokenizer"
+            assert ours.max_seq_length == ref.max_seq_length == 128
+            a, b = ref.encode(sample, batch_size=16), ours.encode(sample, batch_size=16)
+        else:
+            ref = st.CrossEncoder(str(directory), device="cpu")
+            ours = fastbert.CrossEncoder.from_pretrained(directory)
+            pairs = [(sample[i], sample[-1 - i]) for i in range(30)]
+            a, b = ref.predict(pairs, batch_size=8), ours.predict(pairs, batch_size=8)
+            assert a.std() > 1e-3
+        assert np.abs(a - b).max() <= 1e-4, task
