@@ -123,6 +123,8 @@ class BertLayer(nn.Module):
         self.heads = config.num_attention_heads
         self.head_dim = config.head_dim
         self.hidden_p = config.hidden_dropout_prob
+        # dropout on the FFN output before its residual LayerNorm (BERT's hidden dropout; ALBERT's layer has none)
+        self.ffn_p = config.hidden_dropout_prob
         self.attn_p = config.attention_probs_dropout_prob
         self.act = _activation(config)
 
@@ -142,7 +144,7 @@ class BertLayer(nn.Module):
         out = self.output
         return ops.dense_add_layer_norm(
             i, out.dense.weight, out.dense.bias, h, out.LayerNorm.weight, out.LayerNorm.bias,
-            out.LayerNorm.eps, self.hidden_p, self.training,
+            out.LayerNorm.eps, self.ffn_p, self.training,
         )
 
 

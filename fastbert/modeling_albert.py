@@ -19,9 +19,7 @@ ALBERT is BERT with three changes, each of which lives here and nowhere else:
   pre-training head's second task is sentence order (``sop_classifier``); the classifiers drop out with
   ``classifier_dropout_prob``.
 
-One numeric difference is refused rather than approximated: transformers' ALBERT layer has no dropout after
-its FFN, fastbert's ``BertLayer`` has one, so training with ``hidden_dropout_prob > 0`` raises (ALBERT v2 checkpoints
-set 0; eval mode is exact whatever the value).
+transformers' ALBERT layer has no dropout after its FFN (BERT's has): its layers set ``BertLayer.ffn_p`` to 0.
 """
 
 from __future__ import annotations
@@ -142,6 +140,8 @@ class AlbertLayerGroup(nn.Module):
     def __init__(self, config: AlbertConfig):
         super().__init__()
         self.albert_layers = nn.ModuleList([BertLayer(config) for _ in range(config.inner_group_num)])
+        for layer in self.albert_layers:
+            layer.ffn_p = 0.0  # ALBERT drops out the attention output only, not the FFN's
 
 
 class AlbertTransformer(nn.Module):
@@ -255,12 +255,6 @@ class AlbertModel(AlbertPreTrainedModel, BertModel):
         """BERT's packed forward with the projection ``embedding_size -> hidden_size`` between the embeddings
         and the layers; ``embeds`` are ``(total, embedding_size)``. With ``all_layers`` the first state is the
         projected embeddings, as transformers records it."""
-        if self.training and self.config.hidden_dropout_prob > 0:
-            raise NotImplementedError(
-                f"training ALBERT with hidden_dropout_prob={self.config.hidden_dropout_prob} is not supported: "
-                "transformers' ALBERT layer applies no dropout after its FFN while fastbert's BERT layer does. "
-                "Set hidden_dropout_prob=0 (as every ALBERT v2 checkpoint) or call model.eval()"
-            )
         x = self.embeddings(ids, positions, token_types, embeds)
         mapping = self.encoder.embedding_hidden_mapping_in
         return self.run_layers(ops.linear(x, mapping.weight, mapping.bias), packing, all_layers)
