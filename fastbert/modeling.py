@@ -572,9 +572,13 @@ class BertForMaskedLM(BertPreTrainedModel):
             attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             inputs_embeds=inputs_embeds,
         )
-        logits = self.cls.predictions(x, self.bert.embeddings.word_embeddings.weight)
+        logits = self.mlm_logits(x)
         loss = F.cross_entropy(logits, pack(labels, packing)) if labels is not None else None
         return _finish(return_dict, MaskedLMOutput(loss, unpack(logits, packing), hidden))
+
+    def mlm_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits of packed hidden states: the family's MLM head (``forward`` is shared)."""
+        return self.cls.predictions(x, self._bert().embeddings.word_embeddings.weight)
 
 
 class BertForNextSentencePrediction(BertPreTrainedModel):

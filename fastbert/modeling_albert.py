@@ -35,6 +35,7 @@ from fastbert import ops, weights
 from fastbert.config import BertConfig, ConfigError
 from fastbert.modeling import (
     BertEmbeddings,
+    BertForMaskedLM,
     BertForMultipleChoice,
     BertForQuestionAnswering,
     BertForSequenceClassification,
@@ -48,7 +49,7 @@ from fastbert.modeling import (
     _Linear,
     _query_only,
 )
-from fastbert.outputs import Hidden, MaskedLMOutput, ModelOutput, Tensor
+from fastbert.outputs import Hidden, ModelOutput, Tensor
 from fastbert.packing import Packing, pack, unpack
 
 
@@ -288,26 +289,17 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
         return _finish(return_dict, AlbertForPreTrainingOutput(loss, unpack(logits, packing), sop, hidden))
 
 
-class AlbertForMaskedLM(AlbertPreTrainedModel):
+class AlbertForMaskedLM(AlbertPreTrainedModel, BertForMaskedLM):
+    """BERT's masked-LM forward with ALBERT's ``predictions`` head (through ``embedding_size``)."""
+
     def __init__(self, config: AlbertConfig):
-        super().__init__(config)
+        BertPreTrainedModel.__init__(self, config)
         self.albert = AlbertModel(config, add_pooling_layer=False)
         self.predictions = AlbertMLMHead(config)
         self.init_weights()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, *, head_mask=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
-                                                        head_mask)
-        x, packing, hidden = self._run_bert(
-            _query_only(False, attention_mask, labels), output_hidden_states, input_ids=input_ids,
-            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-        )
-        logits = self.predictions(x, self.albert.embeddings.word_embeddings.weight)
-        loss = F.cross_entropy(logits, pack(labels, packing)) if labels is not None else None
-        return _finish(return_dict, MaskedLMOutput(loss, unpack(logits, packing), hidden))
+    def mlm_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictions(x, self.albert.embeddings.word_embeddings.weight)
 
 
 class _AlbertClassifierDropout(_ClassifierDropout):

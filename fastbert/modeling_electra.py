@@ -29,22 +29,20 @@ from torch import nn
 from fastbert import ops, weights
 from fastbert.config import BertConfig, ConfigError
 from fastbert.modeling import (
+    BertForMaskedLM,
     BertForQuestionAnswering,
+    BertForSequenceClassification,
     BertForTokenClassification,
     BertModel,
     BertPreTrainedModel,
     _activation,
-    _classification_loss,
     _finish,
     _Linear,
-    _query_only,
 )
 from fastbert.outputs import (
     Hidden,
-    MaskedLMOutput,
     ModelOutput,
     MultipleChoiceModelOutput,
-    SequenceClassifierOutput,
     Tensor,
 )
 from fastbert.packing import Packing, QueryOnly, pack, unpack
@@ -319,52 +317,31 @@ class ElectraForPreTraining(ElectraPreTrainedModel):
         return _finish(return_dict, ElectraForPreTrainingOutput(loss, unpack(logits, packing), hidden))
 
 
-class ElectraForMaskedLM(ElectraPreTrainedModel):
-    """The generator: masked-token logits through ``embedding_size`` and the (tied) ``generator_lm_head``."""
+class ElectraForMaskedLM(ElectraPreTrainedModel, BertForMaskedLM):
+    """The generator: BERT's masked-LM forward, logits through ``embedding_size`` and the (tied)
+    ``generator_lm_head``."""
 
     def __init__(self, config: ElectraConfig):
-        super().__init__(config)
+        BertPreTrainedModel.__init__(self, config)
         self.electra = ElectraModel(config)
         self.generator_predictions = ElectraGeneratorPredictions(config)
         self.generator_lm_head = ElectraGeneratorLMHead(config)
         self.init_weights()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, *, head_mask=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
-                                                        head_mask)
-        x, packing, hidden = self._run_bert(
-            _query_only(False, attention_mask, labels), output_hidden_states, input_ids=input_ids,
-            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-        )
+    def mlm_logits(self, x: torch.Tensor) -> torch.Tensor:
         h = self.generator_predictions(x)
-        logits = self.generator_lm_head(h, self.electra.embeddings.word_embeddings.weight)
-        loss = F.cross_entropy(logits, pack(labels, packing)) if labels is not None else None
-        return _finish(return_dict, MaskedLMOutput(loss, unpack(logits, packing), hidden))
+        return self.generator_lm_head(h, self.electra.embeddings.word_embeddings.weight)
 
 
-class ElectraForSequenceClassification(ElectraPreTrainedModel):
+class ElectraForSequenceClassification(ElectraPreTrainedModel, BertForSequenceClassification):
+    """BERT's sequence-classification forward with ELECTRA's head on the first token (no pooler)."""
+
     def __init__(self, config: ElectraConfig):
-        super().__init__(config)
+        BertPreTrainedModel.__init__(self, config)
         self.num_labels = config.num_labels
         self.electra = ElectraModel(config)
         self.classifier = ElectraClassificationHead(config)
         self.init_weights()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, *, head_mask=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
-                                                        head_mask)
-        x, packing, hidden = self._run_bert(
-            QueryOnly.FIRST, output_hidden_states, input_ids=input_ids, attention_mask=attention_mask,
-            token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
-        )
-        logits = self.classify(x.index_select(0, packing.first_token))  # column 0, padding or not
-        loss = _classification_loss(self.config, logits, labels) if labels is not None else None
-        return _finish(return_dict, SequenceClassifierOutput(loss, logits, hidden))
 
     def classify(self, first_tokens: torch.Tensor) -> torch.Tensor:
         """Logits from the first-token hidden states (``forward`` and ``fastbert.CrossEncoder``)."""

@@ -23,18 +23,16 @@ from torch import nn
 from fastbert import ops, weights
 from fastbert.config import CamembertConfig, RobertaConfig, XLMRobertaConfig
 from fastbert.modeling import (
+    BertForMaskedLM,
     BertForMultipleChoice,
     BertForQuestionAnswering,
+    BertForSequenceClassification,
     BertForTokenClassification,
     BertModel,
     BertPreTrainedModel,
-    _classification_loss,
-    _finish,
     _Linear,
-    _query_only,
 )
-from fastbert.outputs import MaskedLMOutput, SequenceClassifierOutput
-from fastbert.packing import QueryOnly, pack, packed_positions, unpack
+from fastbert.packing import QueryOnly, packed_positions
 
 
 def roberta_position_ids(input_ids, inputs_embeds, pad: int, max_positions: int):
@@ -138,48 +136,28 @@ class RobertaClassificationHead(nn.Module):
         return self.out_proj(x)
 
 
-class RobertaForMaskedLM(RobertaPreTrainedModel):
+class RobertaForMaskedLM(RobertaPreTrainedModel, BertForMaskedLM):
+    """BERT's masked-LM forward with RoBERTa's ``lm_head``."""
+
     def __init__(self, config: RobertaConfig):
-        super().__init__(config)
+        BertPreTrainedModel.__init__(self, config)
         self.roberta = RobertaModel(config, add_pooling_layer=False)
         self.lm_head = RobertaLMHead(config)
         self.init_weights()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, *, head_mask=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
-                                                        head_mask)
-        x, packing, hidden = self._run_bert(
-            _query_only(False, attention_mask, labels), output_hidden_states, input_ids=input_ids,
-            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-        )
-        logits = self.lm_head(x, self.roberta.embeddings.word_embeddings.weight)
-        loss = F.cross_entropy(logits, pack(labels, packing)) if labels is not None else None
-        return _finish(return_dict, MaskedLMOutput(loss, unpack(logits, packing), hidden))
+    def mlm_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(x, self.roberta.embeddings.word_embeddings.weight)
 
 
-class RobertaForSequenceClassification(RobertaPreTrainedModel):
+class RobertaForSequenceClassification(RobertaPreTrainedModel, BertForSequenceClassification):
+    """BERT's sequence-classification forward with RoBERTa's head on the first token (no pooler)."""
+
     def __init__(self, config: RobertaConfig):
-        super().__init__(config)
+        BertPreTrainedModel.__init__(self, config)
         self.num_labels = config.num_labels
         self.roberta = RobertaModel(config, add_pooling_layer=False)
         self.classifier = RobertaClassificationHead(config)
         self.init_weights()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, *, head_mask=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
-                                                        head_mask)
-        x, packing, hidden = self._run_bert(
-            QueryOnly.FIRST, output_hidden_states, input_ids=input_ids, attention_mask=attention_mask,
-            token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
-        )
-        logits = self.classify(x.index_select(0, packing.first_token))  # column 0, padding or not
-        loss = _classification_loss(self.config, logits, labels) if labels is not None else None
-        return _finish(return_dict, SequenceClassifierOutput(loss, logits, hidden))
 
     def classify(self, first_tokens: torch.Tensor) -> torch.Tensor:
         """Logits from the first-token hidden states (``forward`` and ``fastbert.CrossEncoder``)."""
