@@ -673,7 +673,7 @@ class BertForMultipleChoice(_ClassifierDropout, BertPreTrainedModel):
         if ref is None:
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if not isinstance(ref, torch.Tensor) or ref.dim() != (3 if input_ids is not None else 4):
-            raise ValueError("multiple-choice inputs must be (batch, num_choices, seq_len[, hidden])")
+            raise ValueError("multiple-choice inputs must be (batch, num_choices, seq_len[, embedding width])")
         choices = ref.shape[1]
 
         def flat(t):
@@ -681,13 +681,20 @@ class BertForMultipleChoice(_ClassifierDropout, BertPreTrainedModel):
 
         embeds = inputs_embeds.reshape(-1, *inputs_embeds.shape[-2:]) if inputs_embeds is not None else None
         x, packing, hidden = self._run_bert(
-            QueryOnly.FIRST, output_hidden_states, input_ids=flat(input_ids), attention_mask=flat(attention_mask),
-            token_type_ids=flat(token_type_ids), position_ids=flat(position_ids), inputs_embeds=embeds,
+            self.choice_query_only, output_hidden_states, input_ids=flat(input_ids),
+            attention_mask=flat(attention_mask), token_type_ids=flat(token_type_ids),
+            position_ids=flat(position_ids), inputs_embeds=embeds,
         )
-        pooled = self._bert().pool(x, packing)
-        logits = self.classifier(self._drop(pooled)).view(-1, choices)
+        logits = self.choice_scores(x, packing).view(-1, choices)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return _finish(return_dict, MultipleChoiceModelOutput(loss, logits, hidden))
+
+    # which padding positions the family's summary of a choice reads (BERT's pooler: column 0)
+    choice_query_only = QueryOnly.FIRST
+
+    def choice_scores(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """One score per flattened choice from the packed hidden states (``forward`` is shared)."""
+        return self.classifier(self._drop(self._bert().pool(x, packing)))
 
 
 class BertForTokenClassification(_ClassifierDropout, BertPreTrainedModel):

@@ -30,6 +30,7 @@ from fastbert import ops, weights
 from fastbert.config import BertConfig, ConfigError
 from fastbert.modeling import (
     BertForMaskedLM,
+    BertForMultipleChoice,
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
@@ -42,7 +43,6 @@ from fastbert.modeling import (
 from fastbert.outputs import (
     Hidden,
     ModelOutput,
-    MultipleChoiceModelOutput,
     Tensor,
 )
 from fastbert.packing import Packing, QueryOnly, pack, unpack
@@ -348,40 +348,22 @@ class ElectraForSequenceClassification(ElectraPreTrainedModel, BertForSequenceCl
         return self.classifier(first_tokens)
 
 
-class ElectraForMultipleChoice(ElectraPreTrainedModel):
-    """Each choice's summary (``ElectraSequenceSummary``), then one logit."""
+class ElectraForMultipleChoice(ElectraPreTrainedModel, BertForMultipleChoice):
+    """BERT's multiple-choice forward; each choice's summary (``ElectraSequenceSummary``), then one logit."""
 
     def __init__(self, config: ElectraConfig):
-        super().__init__(config)
+        BertPreTrainedModel.__init__(self, config)
         self.electra = ElectraModel(config)
         self.sequence_summary = ElectraSequenceSummary(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.init_weights()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, *, head_mask=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
-                                                        head_mask)
-        ref = input_ids if input_ids is not None else inputs_embeds
-        if ref is None:
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        if not isinstance(ref, torch.Tensor) or ref.dim() != (3 if input_ids is not None else 4):
-            raise ValueError("multiple-choice inputs must be (batch, num_choices, seq_len[, embedding_size])")
-        choices = ref.shape[1]
+    @property
+    def choice_query_only(self) -> QueryOnly:
+        return self.sequence_summary.query_only
 
-        def flat(t):
-            return t.reshape(-1, t.shape[-1]) if t is not None else None
-
-        embeds = inputs_embeds.reshape(-1, *inputs_embeds.shape[-2:]) if inputs_embeds is not None else None
-        x, packing, hidden = self._run_bert(
-            self.sequence_summary.query_only, output_hidden_states, input_ids=flat(input_ids),
-            attention_mask=flat(attention_mask), token_type_ids=flat(token_type_ids),
-            position_ids=flat(position_ids), inputs_embeds=embeds,
-        )
-        logits = self.classifier(self.sequence_summary(x, packing)).view(-1, choices)
-        loss = F.cross_entropy(logits, labels) if labels is not None else None
-        return _finish(return_dict, MultipleChoiceModelOutput(loss, logits, hidden))
+    def choice_scores(self, x: torch.Tensor, packing: Packing) -> torch.Tensor:
+        return self.classifier(self.sequence_summary(x, packing))
 
 
 class ElectraForTokenClassification(ElectraPreTrainedModel, BertForTokenClassification):
