@@ -285,7 +285,7 @@ void Encoder::encode_batch(const std::vector<TextView>& first, const std::vector
     for (size_t i = 0; i < n; ++i) total_chars += first[i].length + (pairs ? second[i].length : 0);
     size_t threads = static_cast<size_t>(std::max(1, p.num_threads));
     // Threads only pay off on enough text.
-    threads = std::min(threads, std::max<size_t>(1, std::min(n, total_chars / 4096)));
+    threads = std::min(threads, std::max<size_t>(1, std::min(n, total_chars / kCharsPerThread)));
     // Chunks: consecutive samples, at most kChunkTexts of them and about chunk_chars characters (an eighth
     // of each thread's share, within [1024, kChunkChars]): small enough that every thread gets many (a thread
     // the OS delays holds up little work) and that the caller can start on the first one early; large enough

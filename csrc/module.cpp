@@ -2,6 +2,9 @@
 // with the GIL released, then the rows written straight into numpy buffers (GIL released) or into Python
 // lists built from cached int objects (one INCREF per token, no allocation for ids). One function lays out
 // a row (write_row: token, type id and padding columns); ArrayRow and ListRow only store the values.
+// A small batch (under kReleaseGilChars characters, which encode_batch encodes on the calling thread
+// anyway) keeps the GIL throughout: a call of a few texts takes a few microseconds, and fixed costs (GIL
+// hand-offs, keyword matching, dict keys made from C strings) would otherwise be a good part of it.
 //
 // Lists are built chunk by chunk while the other threads still encode the later chunks
 // (Encoder::encode_batch hands each finished chunk to the calling thread, which takes the GIL for it): the
@@ -34,6 +37,15 @@ enum Output : int { kIds, kTypes, kAttention, kSpecial, kOffsets, kOutputs };
 const char* const kOutputNames[kOutputs] = {"input_ids", "token_type_ids", "attention_mask", "special_tokens_mask",
                                             "offset_mapping"};
 inline bool wants(int want, int output) { return (want >> output) & 1; }
+// The same names as interned str objects, made once at import (kept for the life of the process): a dict key
+// made from a C string on every call would be allocated and hashed again each time.
+PyObject* output_keys[kOutputs];
+PyObject* overflow_key;
+
+// Work below these sizes is done with the GIL held, on the calling thread alone: releasing and taking back
+// the GIL costs more than a batch this small takes to encode (numpy keeps the GIL below a threshold too).
+constexpr size_t kReleaseGilChars = kCharsPerThread;  // characters of text to encode
+constexpr size_t kReleaseGilElements = 16384;         // values to write into the arrays (to_numpy: 1 thread)
 
 TextView view_of(PyObject* obj, size_t index, const char* what) {
     if (!PyUnicode_Check(obj)) {
@@ -58,12 +70,30 @@ TextView view_of(PyObject* obj, size_t index, const char* what) {
     return v;
 }
 
-std::vector<TextView> views_of(const py::list& texts, const char* what) {
+// The texts of a list, their characters added to `chars`.
+std::vector<TextView> views_of(const py::list& texts, const char* what, size_t& chars) {
     std::vector<TextView> out;
     out.reserve(texts.size());
-    for (size_t i = 0; i < texts.size(); ++i) out.push_back(view_of(PyList_GET_ITEM(texts.ptr(), i), i, what));
+    for (size_t i = 0; i < texts.size(); ++i) {
+        out.push_back(view_of(PyList_GET_ITEM(texts.ptr(), i), i, what));
+        chars += out.back().length;
+    }
     return out;
 }
+
+// Releases the GIL for its scope when `release` is true.
+class MaybeGilReleased {
+  public:
+    explicit MaybeGilReleased(bool release) : state_(release ? PyEval_SaveThread() : nullptr) {}
+    ~MaybeGilReleased() {
+        if (state_) PyEval_RestoreThread(state_);
+    }
+    MaybeGilReleased(const MaybeGilReleased&) = delete;
+    MaybeGilReleased& operator=(const MaybeGilReleased&) = delete;
+
+  private:
+    PyThreadState* state_;
+};
 
 // ---- The row layout, one for the numpy and the list writer --------------------------------------------
 // Calls f(id, special, start, end) for each token of the row in order: [CLS] A [SEP] (B [SEP]), no padding.
@@ -221,7 +251,7 @@ class ListWriter {
             py::list l(col.size());
             for (size_t i = 0; i < col.size(); ++i) PyList_SET_ITEM(l.ptr(), i, col[i].release().ptr());
             col.clear();
-            out[kOutputNames[k]] = l;
+            out[output_keys[k]] = l;
         }
         return out;
     }
@@ -283,26 +313,34 @@ class PyTokenizer {
     }
 
     py::dict encode(py::list texts, py::object pairs, const EncodeOptions& p, bool as_numpy, int want) {
-        std::vector<TextView> first = views_of(texts, "text item");
+        size_t chars = 0;
+        std::vector<TextView> first = views_of(texts, "text item", chars);
         std::vector<TextView> second;
         if (!pairs.is_none()) {
             py::list pl = pairs.cast<py::list>();
             if (pl.size() != texts.size())
                 throw py::value_error("got " + std::to_string(texts.size()) + " texts but " +
                                       std::to_string(pl.size()) + " text pairs");
-            second = views_of(pl, "text_pair item");
+            second = views_of(pl, "text_pair item", chars);
         }
         want |= 1 << kIds;  // input_ids always come back
+        const bool release_gil = chars >= kReleaseGilChars;
 
         BatchResult res;
         py::dict out;
         if (as_numpy) {
             {
-                py::gil_scoped_release release;
+                MaybeGilReleased released(release_gil);
                 enc_->encode_batch(first, second, p, res);
             }
             if (!res.error.empty()) throw py::value_error(res.error);
             out = to_numpy(res, p, want);
+        } else if (!release_gil) {  // a small batch: encoded, then written, GIL held throughout
+            ListWriter lists(*enc_, ints_, p, want, first.size());
+            enc_->encode_batch(first, second, p, res);
+            if (!res.error.empty()) throw py::value_error(res.error);
+            for (const Chunk& c : res.chunks) lists.add(c, res.padded_length);
+            out = lists.finish();
         } else {
             ListWriter lists(*enc_, ints_, p, want, first.size());
             // Padding to the longest row needs every row first; otherwise each chunk is written as it comes.
@@ -327,7 +365,7 @@ class PyTokenizer {
             auto* d = m.mutable_data();
             for (const Chunk& c : res.chunks)
                 for (size_t i = 0; i < c.rows.size(); ++i) d[c.row_base + i] = c.rows[i].sample;
-            out["overflow_to_sample_mapping"] = as_numpy ? py::object(m) : py::object(m.attr("tolist")());
+            out[overflow_key] = as_numpy ? py::object(m) : py::object(m.attr("tolist")());
         }
         return out;
     }
@@ -360,7 +398,7 @@ class PyTokenizer {
             data[k] = arrays[k].mutable_data();
         }
         {
-            py::gil_scoped_release release;
+            MaybeGilReleased released(R * L >= kReleaseGilElements);
             auto fill = [&](const Chunk& c) {
                 for (size_t i = 0; i < c.rows.size(); ++i) {
                     const size_t row_begin = (c.row_base + i) * L;
@@ -389,7 +427,7 @@ class PyTokenizer {
         }
         py::dict out;
         for (int k = 0; k < kOutputs; ++k)
-            if (wants(want, k)) out[kOutputNames[k]] = arrays[k];
+            if (wants(want, k)) out[output_keys[k]] = arrays[k];
         return out;
     }
 
@@ -406,6 +444,12 @@ PYBIND11_MODULE(_tokenizer, m) {
     using fastbert::PyTokenizer;
     using fastbert::Truncation;
     m.doc() = "fastbert C++ WordPiece tokenizer (BertNormalizer, BertPreTokenizer, Fast WordPiece, template)";
+    for (int k = 0; k < fastbert::kOutputs; ++k) {
+        fastbert::output_keys[k] = PyUnicode_InternFromString(fastbert::kOutputNames[k]);
+        if (!fastbert::output_keys[k]) throw py::error_already_set();
+    }
+    fastbert::overflow_key = PyUnicode_InternFromString("overflow_to_sample_mapping");
+    if (!fastbert::overflow_key) throw py::error_already_set();
     m.attr("WANT_IDS") = 1 << fastbert::kIds;
     m.attr("WANT_TYPES") = 1 << fastbert::kTypes;
     m.attr("WANT_ATTENTION") = 1 << fastbert::kAttention;
@@ -470,5 +514,10 @@ PYBIND11_MODULE(_tokenizer, m) {
              py::arg("as_numpy"), py::arg("want"),
              "The rows of a batch (pairs: a list as long as texts, or None) as numpy arrays or Python lists: a dict "
              "of the outputs in want (WANT_* bits; input_ids always).")
+        // encode, its arguments by position: what fastbert.BertTokenizer calls on every call. pybind11 matches
+        // keywords by copying the kwargs dict and looking each name up as a new str (about 350 ns for these
+        // four: a third of the time of encoding one short text).
+        .def("encode_positional", &PyTokenizer::encode, py::arg("texts"), py::arg("pairs"), py::arg("options"),
+             py::arg("as_numpy"), py::arg("want"), "encode(), its arguments by position (no keyword matching).")
         .def_property_readonly("vocab_size", &PyTokenizer::vocab_size);
 }

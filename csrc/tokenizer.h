@@ -202,6 +202,10 @@ struct BatchResult {
 // Called on the calling thread for each chunk in order (see Encoder::encode_batch).
 using ChunkCallback = std::function<void(const Chunk&)>;
 
+// Characters of text (first + second sequences) per thread of Encoder::encode_batch: a batch with fewer is
+// encoded on the calling thread alone.
+constexpr size_t kCharsPerThread = 4096;
+
 class Encoder {
   public:
     Encoder(const std::vector<std::string>& vocab, NormalizerOptions opt, uint32_t unk_id, uint32_t cls_id,

@@ -601,6 +601,50 @@ def test_encode_options_are_typed_and_by_name():
     out = ours._core.encode(["a b"], pairs=None, options=o, as_numpy=False, want=_tokenizer.WANT_TYPES)
     assert out == {"input_ids": [ours("a b")["input_ids"]], "token_type_ids": [[0, 0, 0, 0]]}  # ids always
 
+    by_position = ours._core.encode_positional(["a b"], None, o, False, _tokenizer.WANT_TYPES)
+    assert by_position == out  # the per-call path of BertTokenizer: no keyword matching
+
+
+def test_call_options_are_resolved_once_per_arguments():
+    """__call__ keeps the EncodeOptions of each argument combination: the same arguments reuse them, and
+    everything the cache could get wrong is still checked or resolved anew."""
+    ours = BertTokenizer(VOCAB, model_max_length=16)
+    text = "hello world " * 10
+    first = ours(text, padding=True, truncation=True)
+    assert ours(text, padding=True, truncation=True) == first
+    assert len(ours._options_cache) == 1
+    # values equal to valid ones but of other types are still rejected
+    with pytest.raises(ValueError, match="not a valid padding strategy"):
+        ours(text, padding=1, truncation=True)
+    with pytest.raises(ValueError, match="not a valid truncation strategy"):
+        ours(text, padding=True, truncation=1)
+    with pytest.raises(ValueError, match="not a valid padding strategy"):
+        ours(text, padding=["longest"], truncation=True)  # unhashable: not cached, still checked
+    assert len(ours(text, max_length=8)["input_ids"]) == 8
+    with pytest.raises(ValueError, match="max_length"):
+        ours(text, max_length=8.0)
+    with pytest.raises(ValueError, match="stride"):
+        ours(text, max_length=8, stride=0.0)
+    with pytest.raises(ValueError, match="return_tensors"):
+        ours(text, padding=True, truncation=True, return_tensors="tf")  # options cached, return_tensors not
+    # the tokenizer's settings, changed after a call, apply to the next one
+    ours.model_max_length = 6
+    assert ours(text, padding=True, truncation=True)["input_ids"] == first["input_ids"][:5] + [ours.sep_token_id]
+    ours.truncation_side = "left"
+    assert ours(text, padding=True, truncation=True)["input_ids"][1:] == first["input_ids"][-5:]
+    ours.model_max_length, ours.truncation_side = 16, "right"
+    ours.padding_side = "left"
+    batch = ours(["a", "a b c"], padding=True)
+    assert batch["attention_mask"] == [[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]
+    ours.padding_side = "middle"
+    with pytest.raises(ValueError, match="padding_side"):
+        ours(["a", "a b c"], padding=True)
+    # a call that warns is not cached: it warns every time
+    unlimited = BertTokenizer(VOCAB)
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="not padding"):
+            unlimited("a", padding="max_length")
+
 
 @pytest.mark.parametrize("side", ["right", "left"])
 @pytest.mark.parametrize("special", [True, False])
