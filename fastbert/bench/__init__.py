@@ -420,7 +420,7 @@ def benchmark(opts: Options, progress=None) -> dict:
         preset=opts.preset,
         providers=opts.providers,
         baseline=BASELINE,
-        shape={k: getattr(cfg, k) for k in SHAPES["tiny"]},
+        shape=_shape(cfg),
         timing=("CUDA events" if device.type == "cuda" else "wall clock, providers alternating per round"),
     )
     for case in opts.cases:
@@ -480,6 +480,15 @@ def benchmark(opts: Options, progress=None) -> dict:
     if GRAPHS in models:
         meta["cuda_graphs"] = models[GRAPHS].stats()
     return {"meta": meta, "rows": rows}
+
+
+def _shape(hf_config) -> dict:
+    """The SHAPES keys of a transformers config of any family, read through fastbert's config class (which
+    maps DistilBERT's ``dim``/``hidden_dim``/... onto BERT's names)."""
+    from fastbert.auto import config_class
+
+    cfg = config_class(hf_config.model_type).from_dict(hf_config.to_dict())
+    return {k: getattr(cfg, k) for k in SHAPES["tiny"]}
 
 
 def _tokenize_fns(tok_dir, hf_tok, texts, max_length):

@@ -156,9 +156,10 @@ def test_bench_families_script_writes_its_table(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "families.md"
-    assert module.main(["--shape", "tiny", "--families", "roberta,albert", "--reps", "1", "--budget", "1",
+    families = list(bench.FAMILY_SHAPES)
+    assert module.main(["--shape", "tiny", "--families", ",".join(families), "--reps", "1", "--budget", "1",
                         "--out", str(out)]) == 0
-    rows = [line for line in out.read_text().splitlines() if line.startswith("| roberta") or
-            line.startswith("| albert")]
-    assert len(rows) == 4
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ") and line.split("|")[1].strip()
+            in families]
+    assert len(rows) == 2 * len(families)
     assert all(float(r.split("|")[-2]) <= 1e-4 for r in rows)  # parity column
