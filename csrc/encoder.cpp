@@ -39,7 +39,7 @@ Encoder::Encoder(const std::vector<std::string>& vocab, NormalizerOptions opt, u
 }
 
 template <class Char>
-void Encoder::encode_impl(const Char* s, size_t n, std::vector<Piece>& out) const {
+void Encoder::encode_impl(const Char* s, size_t n, std::vector<Piece>& out, bool split_specials) const {
     thread_local std::vector<uint8_t> bytes;
     thread_local std::vector<uint32_t> orig;
     // One word stays pending while the next one is prepared (its table entries prefetched), so the cache
@@ -61,9 +61,10 @@ void Encoder::encode_impl(const Char* s, size_t n, std::vector<Piece>& out) cons
         run_pending();
         pending = Pending{w, o, len, hash};
     };
-    // Special tokens are matched on the original text (they are not normalized), leftmost-longest.
+    // Special tokens are matched on the original text (they are not normalized), leftmost-longest; with
+    // split_specials (transformers' split_special_tokens) they are not matched at all.
     size_t seg = 0;
-    if (!specials_.empty()) {
+    if (!split_specials && !specials_.empty()) {
         const bool* const ascii_first = special_first_ascii_;
         const bool any_other = !special_first_other_.empty();
         for (size_t i = 0; i < n; ++i) {
@@ -94,17 +95,17 @@ void Encoder::encode_impl(const Char* s, size_t n, std::vector<Piece>& out) cons
     run_pending();
 }
 
-void Encoder::encode(const TextView& t, std::vector<Piece>& out) const {
+void Encoder::encode(const TextView& t, std::vector<Piece>& out, bool split_specials) const {
     out.clear();
     out.reserve(t.length / 4 + 8);
-    encode_append(t, out);
+    encode_append(t, out, split_specials);
 }
 
-void Encoder::encode_append(const TextView& t, std::vector<Piece>& out) const {
+void Encoder::encode_append(const TextView& t, std::vector<Piece>& out, bool split_specials) const {
     switch (t.kind) {
-        case 1: encode_impl(static_cast<const uint8_t*>(t.data), t.length, out); break;
-        case 2: encode_impl(static_cast<const uint16_t*>(t.data), t.length, out); break;
-        default: encode_impl(static_cast<const uint32_t*>(t.data), t.length, out); break;
+        case 1: encode_impl(static_cast<const uint8_t*>(t.data), t.length, out, split_specials); break;
+        case 2: encode_impl(static_cast<const uint16_t*>(t.data), t.length, out, split_specials); break;
+        default: encode_impl(static_cast<const uint32_t*>(t.data), t.length, out, split_specials); break;
     }
 }
 
@@ -245,10 +246,10 @@ void Encoder::encode_chunk(const std::vector<TextView>& first, const std::vector
     size_t s = 0;
     for (size_t i = c.begin; i < c.end; ++i) {
         at[s++] = static_cast<uint32_t>(c.pieces.size());
-        encode_append(first[i], c.pieces);
+        encode_append(first[i], c.pieces, p.split_special_tokens);
         if (pairs) {
             at[s++] = static_cast<uint32_t>(c.pieces.size());
-            encode_append(second[i], c.pieces);
+            encode_append(second[i], c.pieces, p.split_special_tokens);
         }
     }
     at[n_seq] = static_cast<uint32_t>(c.pieces.size());

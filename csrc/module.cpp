@@ -296,12 +296,12 @@ class PyTokenizer {
         for (size_t i = 0; i < n; ++i) ints_.push_back(py::int_(i));
     }
 
-    py::list tokenize(py::object text) {
+    py::list tokenize(py::object text, bool split_special_tokens) {
         TextView v = view_of(text.ptr(), 0, "text");
         std::vector<Piece> pieces;
         {
             py::gil_scoped_release release;
-            enc_->encode(v, pieces);
+            enc_->encode(v, pieces, split_special_tokens);
         }
         py::list out(pieces.size());
         for (size_t i = 0; i < pieces.size(); ++i) {
@@ -469,7 +469,7 @@ PYBIND11_MODULE(_tokenizer, m) {
     py::class_<EncodeOptions>(m, "EncodeOptions", "What one encode call asks for, lengths resolved; by keyword.")
         .def(py::init([](bool add_special_tokens, Truncation truncation, int64_t max_length, int64_t stride,
                          bool truncate_left, bool return_overflowing, Padding padding, int64_t pad_length,
-                         int64_t pad_to_multiple_of, bool pad_left, int num_threads) {
+                         int64_t pad_to_multiple_of, bool pad_left, int num_threads, bool split_special_tokens) {
                  if (stride < 0) throw py::value_error("stride must be >= 0");
                  EncodeOptions o;
                  o.add_special_tokens = add_special_tokens;
@@ -483,6 +483,7 @@ PYBIND11_MODULE(_tokenizer, m) {
                  o.pad_to_multiple_of = pad_to_multiple_of;
                  o.pad_left = pad_left;
                  o.num_threads = num_threads;
+                 o.split_special_tokens = split_special_tokens;
                  return o;
              }),
              py::kw_only(), py::arg("add_special_tokens") = d.add_special_tokens,
@@ -490,7 +491,8 @@ PYBIND11_MODULE(_tokenizer, m) {
              py::arg("stride") = d.stride, py::arg("truncate_left") = d.truncate_left,
              py::arg("return_overflowing") = d.return_overflowing, py::arg("padding") = d.padding,
              py::arg("pad_length") = d.pad_length, py::arg("pad_to_multiple_of") = d.pad_to_multiple_of,
-             py::arg("pad_left") = d.pad_left, py::arg("num_threads") = d.num_threads)
+             py::arg("pad_left") = d.pad_left, py::arg("num_threads") = d.num_threads,
+             py::arg("split_special_tokens") = d.split_special_tokens)
         .def_readonly("add_special_tokens", &EncodeOptions::add_special_tokens)
         .def_readonly("truncation", &EncodeOptions::truncation)
         .def_readonly("max_length", &EncodeOptions::max_length)
@@ -501,15 +503,17 @@ PYBIND11_MODULE(_tokenizer, m) {
         .def_readonly("pad_length", &EncodeOptions::pad_length)
         .def_readonly("pad_to_multiple_of", &EncodeOptions::pad_to_multiple_of)
         .def_readonly("pad_left", &EncodeOptions::pad_left)
-        .def_readonly("num_threads", &EncodeOptions::num_threads);
+        .def_readonly("num_threads", &EncodeOptions::num_threads)
+        .def_readonly("split_special_tokens", &EncodeOptions::split_special_tokens);
     py::class_<PyTokenizer>(m, "Tokenizer")
         .def(py::init<std::vector<std::string>, uint32_t, uint32_t, uint32_t, uint32_t,
                       std::vector<std::pair<std::u32string, uint32_t>>, bool, bool, bool, size_t, std::string>(),
              py::kw_only(), py::arg("vocab"), py::arg("unk_id"), py::arg("cls_id"), py::arg("sep_id"),
              py::arg("pad_id"), py::arg("specials"), py::arg("lowercase"), py::arg("strip_accents"),
              py::arg("handle_chinese_chars"), py::arg("max_input_chars_per_word"), py::arg("prefix"))
-        .def("tokenize", &PyTokenizer::tokenize, py::arg("text"),
-             "Token strings of one text (no [CLS]/[SEP] added; special tokens written in the text are kept).")
+        .def("tokenize", &PyTokenizer::tokenize, py::arg("text"), py::arg("split_special_tokens") = false,
+             "Token strings of one text (no [CLS]/[SEP] added; special tokens written in the text are kept whole "
+             "unless split_special_tokens).")
         .def("encode", &PyTokenizer::encode, py::arg("texts"), py::kw_only(), py::arg("pairs"), py::arg("options"),
              py::arg("as_numpy"), py::arg("want"),
              "The rows of a batch (pairs: a list as long as texts, or None) as numpy arrays or Python lists: a dict "

@@ -164,6 +164,7 @@ struct EncodeOptions {
     int64_t pad_to_multiple_of = 0;
     bool pad_left = false;
     int num_threads = 1;
+    bool split_special_tokens = false;  // special tokens written in the text are tokenized as ordinary text
 };
 
 // One output row: a window of a sample's first sequence tokens and one of its second.
@@ -211,8 +212,9 @@ class Encoder {
     Encoder(const std::vector<std::string>& vocab, NormalizerOptions opt, uint32_t unk_id, uint32_t cls_id,
             uint32_t sep_id, uint32_t pad_id, std::vector<SpecialToken> specials, size_t max_chars,
             const std::string& prefix);
-    // Encodes one sequence: special tokens written in the text, normalization, words, WordPiece.
-    void encode(const TextView& text, std::vector<Piece>& out) const;
+    // Encodes one sequence: special tokens written in the text (unless split_specials: then they are ordinary
+    // text), normalization, words, WordPiece.
+    void encode(const TextView& text, std::vector<Piece>& out, bool split_specials = false) const;
     // Encodes a batch (second may be empty: no pairs) in chunks of consecutive samples on p.num_threads
     // threads and lays out the rows. When on_chunk is given, the calling thread hands it each chunk in order
     // as soon as that chunk is done, while the threads go on encoding the later ones (so that what the
@@ -229,9 +231,9 @@ class Encoder {
 
   private:
     template <class Char>
-    void encode_impl(const Char* s, size_t n, std::vector<Piece>& out) const;
+    void encode_impl(const Char* s, size_t n, std::vector<Piece>& out, bool split_specials) const;
     // Appends the tokens of one sequence to out.
-    void encode_append(const TextView& text, std::vector<Piece>& out) const;
+    void encode_append(const TextView& text, std::vector<Piece>& out, bool split_specials) const;
     void encode_chunk(const std::vector<TextView>& first, const std::vector<TextView>& second,
                       const EncodeOptions& p, Chunk& chunk) const;
     std::string layout_rows(uint32_t sample, const Piece* a, size_t n1, const Piece* b, size_t n2, bool has_pair,

@@ -9,12 +9,11 @@ its reason are logged once per directory and kept on the class (`AutoTokenizer.e
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
 from .config import read_json
-from .tokenizer import BertTokenizer
+from .tokenizer_common import bert_pipeline_differences
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +43,15 @@ class AutoTokenizer:
             cls._logged.add(key)
             logger.info("fastbert.AutoTokenizer: %s for %s (%s)", kind, path, reason)
         if kind == "bert":
+            # tokenizer_config.json's tokenizer_class and model_input_names give the defaults (DistilBERT's
+            # tokenizer returns no token_type_ids unless asked)
+            from .tokenizer import BertTokenizer
+
+            if os.path.isdir(path) and "model_input_names" not in overrides and _generic_tokenizer_json(path):
+                # transformers.AutoTokenizer loads a tokenizer.json that names no class and no model as its
+                # generic TokenizersBackend, whose model_input_names have no token_type_ids
+                overrides["model_input_names"] = ["input_ids", "attention_mask"]
             return BertTokenizer.from_pretrained(path, **overrides)
-        if kind == "distilbert":
-            return DistilBertTokenizer.from_pretrained(path, **overrides)
         from .hf_tokenizer import TokenizersTokenizer, config_kwargs
 
         if kind == "tokenizers":
@@ -64,7 +69,7 @@ class AutoTokenizer:
 
 
 def choose(path: str) -> tuple[str, str]:
-    """("bert" | "distilbert" | "tokenizers" | "byte_level_bpe", reason) for a checkpoint directory; a directory
+    """("bert" | "tokenizers" | "byte_level_bpe", reason) for a checkpoint directory; a directory
     fastbert cannot tokenize raises with what it needs."""
     if os.path.isfile(path):
         if os.path.basename(path) == "tokenizer.json":
@@ -76,7 +81,6 @@ def choose(path: str) -> tuple[str, str]:
     tokenizer_class = config.get("tokenizer_class")
     tokenizer_class = tokenizer_class.removesuffix("Fast") if isinstance(tokenizer_class, str) else None
     model_type = _read(os.path.join(path, "config.json")).get("model_type")
-    bert_kind = "distilbert" if tokenizer_class == "DistilBertTokenizer" else "bert"
     json_path = os.path.join(path, "tokenizer.json")
     if os.path.isfile(json_path):
         data = read_json(json_path)
@@ -90,11 +94,11 @@ def choose(path: str) -> tuple[str, str]:
         reasons = bert_pipeline_differences(data)
         if reasons:
             return "tokenizers", "WordPiece, but not BertTokenizer's pipeline: " + "; ".join(reasons)
-        return bert_kind, "WordPiece tokenizer.json with BERT's pipeline"
+        return "bert", "WordPiece tokenizer.json with BERT's pipeline"
     if os.path.isfile(os.path.join(path, "vocab.txt")):
         if tokenizer_class in _WORDPIECE_CLASSES or (tokenizer_class is None and model_type in (
                 None, *_WORDPIECE_MODEL_TYPES)):
-            return bert_kind, "vocab.txt of a BERT WordPiece tokenizer"
+            return "bert", "vocab.txt of a BERT WordPiece tokenizer"
         raise ValueError(
             f"{path} has a vocab.txt but no tokenizer.json, and its tokenizer ({tokenizer_class or model_type}) is "
             "not BERT WordPiece: fastbert needs the checkpoint's tokenizer.json (transformers writes one: "
@@ -121,56 +125,16 @@ def choose(path: str) -> tuple[str, str]:
     )
 
 
-def bert_pipeline_differences(data: dict) -> list[str]:
-    """How a WordPiece tokenizer.json departs from what fastbert.BertTokenizer implements (empty: it doesn't)."""
-    reasons = []
-    normalizer = data.get("normalizer")
-    if normalizer is not None and normalizer.get("type") != "BertNormalizer":
-        reasons.append(f"normalizer {normalizer.get('type')}")
-    elif normalizer is not None and normalizer.get("clean_text") is False:
-        reasons.append("BertNormalizer without clean_text")
-    pre = data.get("pre_tokenizer")
-    if pre is None or pre.get("type") != "BertPreTokenizer":
-        reasons.append(f"pre-tokenizer {pre and pre.get('type')}")
-    decoder = data.get("decoder")
-    if decoder is not None and (decoder.get("type") != "WordPiece" or decoder.get("cleanup") is False):
-        reasons.append(f"decoder {decoder.get('type')}")
-    post = data.get("post_processor")
-    model = data.get("model") or {}
-    vocab = model.get("vocab") or {}
-    if post is None:
-        reasons.append("no post-processor")
-    elif post.get("type") == "BertProcessing":
-        pass
-    elif post.get("type") == "TemplateProcessing":
-        single = [_piece(p) for p in post.get("single", [])]
-        pair = [_piece(p) for p in post.get("pair", [])]
-        special = [s for s, _ in single if s not in ("$A", "$B")]
-        if len(single) != 3 or single[1] != ("$A", 0) or single[0][1] != 0 or single[2][1] != 0:
-            reasons.append("a template other than [CLS] $A [SEP]")
-        elif pair != [single[0], ("$A", 0), single[2], ("$B", 1), (single[2][0], 1)]:
-            reasons.append("a pair template other than [CLS] $A [SEP] $B [SEP]")
-        else:
-            ids = post.get("special_tokens") or {}
-            for tok in special:
-                if (ids.get(tok) or {}).get("ids") != [vocab.get(tok)]:
-                    reasons.append(f"template token {tok} with an id other than its vocab id")
-    else:
-        reasons.append(f"post-processor {post.get('type')}")
-    for tok in data.get("added_tokens") or []:
-        if not tok.get("special"):
-            reasons.append(f"non-special added token {tok.get('content')!r}")
-            break
-        if tok.get("content") not in vocab:
-            reasons.append(f"added token {tok.get('content')!r} outside the WordPiece vocab")
-            break
-    return reasons
-
-
-def _piece(p) -> tuple[str, int]:
-    if "SpecialToken" in p:
-        return p["SpecialToken"]["id"], p["SpecialToken"].get("type_id", 0)
-    return "$" + p["Sequence"]["id"], p["Sequence"].get("type_id", 0)
+def _generic_tokenizer_json(path: str) -> bool:
+    """Whether transformers.AutoTokenizer reads this directory as a bare tokenizer.json: no tokenizer_class and
+    no model_input_names in tokenizer_config.json, no model_type in config.json."""
+    config = _read(os.path.join(path, "tokenizer_config.json"))
+    return (
+        os.path.isfile(os.path.join(path, "tokenizer.json"))
+        and config.get("tokenizer_class") is None
+        and config.get("model_input_names") is None
+        and _read(os.path.join(path, "config.json")).get("model_type") is None
+    )
 
 
 def _read(path: str) -> dict:
@@ -206,21 +170,3 @@ def roberta_from_vocab_merges(path: str, kwargs: dict):
     tok.post_processor = processors.RobertaProcessing((sep, tok.token_to_id(sep)), (cls, tok.token_to_id(cls)),
                                                       trim_offsets=trim_offsets, add_prefix_space=add_prefix_space)
     return tok
-
-
-class DistilBertTokenizer(BertTokenizer):
-    """fastbert.BertTokenizer for a checkpoint whose tokenizer_class is DistilBertTokenizer: transformers'
-    DistilBertTokenizer returns no token_type_ids unless asked (its model_input_names)."""
-
-    model_input_names = ["input_ids", "attention_mask"]
-
-    def __call__(self, *args, return_token_type_ids=None, **kwargs):
-        return super().__call__(*args, return_token_type_ids=bool(return_token_type_ids), **kwargs)
-
-    def save_pretrained(self, directory):
-        files = super().save_pretrained(directory)
-        config = read_json(files[1])
-        config["tokenizer_class"] = "DistilBertTokenizer"
-        with open(files[1], "w", encoding="utf-8") as fh:
-            json.dump(config, fh, indent=2, ensure_ascii=False)
-        return files

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from .config import read_json
-from .tokenizer import (
+from .tokenizer_common import (
     VERY_LARGE_INTEGER,
     BatchEncoding,
     _as_id_list,

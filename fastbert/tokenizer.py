@@ -9,7 +9,8 @@ arguments, reads `padding=` / `truncation=` as Padding / Truncation (enums of th
 lengths into an EncodeOptions, runs the C++ batch and wraps its outputs. The EncodeOptions are kept per
 combination of arguments, so that a call with the same arguments as an earlier one skips all but the
 return_tensors check: a call of a few short texts takes a few microseconds, and resolving the options from
-scratch took a third of that.
+scratch took a third of that. What the tokenizers-backed class (hf_tokenizer.py) shares with this one lives in
+tokenizer_common.py, which does not need the extension.
 """
 
 from __future__ import annotations
@@ -25,8 +26,19 @@ import numpy as np
 from . import _tokenizer
 from ._tokenizer import EncodeOptions, Padding, Truncation
 from .config import read_json
+from .tokenizer_common import (  # shared with hf_tokenizer.py; public here too
+    VERY_LARGE_INTEGER,
+    BatchEncoding,
+    _as_id_list,
+    _batch_inputs,
+    _check_call_arguments,
+    _check_return_tensors,
+    _check_text,
+    _wordpiece_cleanup,
+    bert_pipeline_differences,
+    clean_up_tokenization,
+)
 
-VERY_LARGE_INTEGER = int(1e30)  # transformers' "no model_max_length" marker
 _SPECIAL_ATTRS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 # transformers' spellings of `padding=` / `truncation=` (the strings are also its PaddingStrategy /
 # TruncationStrategy values), and the strategies they mean
@@ -47,8 +59,13 @@ _TRUNCATION = {
     "only_first": Truncation.ONLY_FIRST,
     "only_second": Truncation.ONLY_SECOND,
 }
-_IGNORED_KWARGS = {"verbose", "split_special_tokens"}
-_RETURN_TENSORS = (None, "np", "pt")
+_IGNORED_KWARGS = {"verbose"}  # transformers' __call__ arguments that change no output (verbose: warnings only)
+_WANT_IDS, _WANT_TYPES, _WANT_ATTENTION = _tokenizer.WANT_IDS, _tokenizer.WANT_TYPES, _tokenizer.WANT_ATTENTION
+_WANT_SPECIAL, _WANT_OFFSETS = _tokenizer.WANT_SPECIAL, _tokenizer.WANT_OFFSETS
+BERT_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
+# transformers' model_input_names of the WordPiece tokenizer classes (tokenizer_config.json's tokenizer_class,
+# without "Fast") whose default is not BERT's: DistilBERT takes no token_type_ids
+_CLASS_INPUT_NAMES = {"DistilBertTokenizer": ["input_ids", "attention_mask"]}
 _OPTIONS_CACHE_SIZE = 256  # resolved EncodeOptions kept per tokenizer (cleared when full)
 
 
@@ -60,42 +77,6 @@ def _strategy(value, table, name):
             return table[value]
     valid = sorted(k for k in table if isinstance(k, str))
     raise ValueError(f"{value!r} is not a valid {name} strategy, please select one of {valid} or True/False")
-
-
-# transformers' `clean_up_tokenization` replacements; the `tokenizers` WordPiece decoder also turns " do not"
-# into " don't" (after " n't" and " 'm", before " 's").
-_CLEANUP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
-            (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
-_WORDPIECE_CLEANUP = _CLEANUP[:7] + ((" do not", " don't"),) + _CLEANUP[7:]
-
-
-def _replace_all(text: str, pairs) -> str:
-    for a, b in pairs:
-        text = text.replace(a, b)
-    return text
-
-
-def _wordpiece_cleanup(text: str) -> str:
-    """The `tokenizers` WordPiece decoder's per-token cleanup."""
-    return _replace_all(text, _WORDPIECE_CLEANUP)
-
-
-def clean_up_tokenization(text: str) -> str:
-    """transformers' `clean_up_tokenization` (applied to the whole text when clean_up_tokenization_spaces)."""
-    return _replace_all(text, _CLEANUP)
-
-
-class BatchEncoding(dict):
-    """The encoder's output: a dict (like transformers' BatchEncoding) whose keys also read as attributes."""
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def to(self, device):
-        return BatchEncoding({k: v.to(device) if hasattr(v, "to") else v for k, v in self.items()})
 
 
 def load_vocab_file(path: str | os.PathLike) -> list[str]:
@@ -121,10 +102,14 @@ class BertTokenizer:
             follows do_lower_case).
         model_max_length: the length `truncation=True` / `padding="max_length"` use when max_length is None.
         padding_side, truncation_side: "right" or "left".
+        split_special_tokens: tokenize special tokens written in the text as ordinary text (a call's
+            split_special_tokens= overrides it).
         num_threads: threads for batches (default: the CPUs this process may run on).
+        tokenizer_class: transformers' class of the checkpoint (tokenizer_config.json's; "Fast" dropped), written
+            back by save_pretrained; it gives model_input_names its default.
+        model_input_names: the outputs a call returns unless told (token_type_ids, attention_mask only when
+            listed); default: the class's (DistilBertTokenizer: no token_type_ids), else BERT's.
     """
-
-    model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
 
     def __init__(
         self,
@@ -146,6 +131,9 @@ class BertTokenizer:
         additional_special_tokens: Iterable[str] = (),
         num_threads: int | None = None,
         vocab: Sequence[str] | None = None,
+        split_special_tokens: bool = False,
+        tokenizer_class: str | None = None,
+        model_input_names: Sequence[str] | None = None,
     ):
         if vocab is None:
             if vocab_path is None:
@@ -172,6 +160,14 @@ class BertTokenizer:
         self.max_input_chars_per_word = int(max_input_chars_per_word)
         self.wordpiece_prefix = wordpiece_prefix
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
+        self._options_cache: dict[tuple, EncodeOptions] = {}  # see __call__
+        self.split_special_tokens = split_special_tokens
+        if tokenizer_class is not None and not isinstance(tokenizer_class, str):
+            raise TypeError(f"tokenizer_class must be a str, got {type(tokenizer_class).__name__}")
+        self.tokenizer_class = (tokenizer_class or "BertTokenizer").removesuffix("Fast")
+        if model_input_names is None:
+            model_input_names = _CLASS_INPUT_NAMES.get(self.tokenizer_class, BERT_INPUT_NAMES)
+        self.model_input_names = model_input_names
         self.num_threads = int(num_threads) if num_threads else _available_cpus()
         for attr in _SPECIAL_ATTRS:
             token = getattr(self, attr)
@@ -183,7 +179,6 @@ class BertTokenizer:
             if t not in self.vocab:
                 raise ValueError(f"special token {t!r} is not in the vocab")
         self.all_special_ids = [self.vocab[t] for t in self.all_special_tokens]
-        self._options_cache: dict[tuple, EncodeOptions] = {}  # see __call__
         lowercase = self.do_lower_case
         strip = lowercase if strip_accents is None else bool(strip_accents)
         self._core = _tokenizer.Tokenizer(
@@ -199,6 +194,35 @@ class BertTokenizer:
             max_input_chars_per_word=self.max_input_chars_per_word,
             prefix=wordpiece_prefix,
         )
+
+    @property
+    def model_input_names(self) -> list[str]:
+        """The outputs a call returns by default (transformers' model_input_names). Assign a new list to change
+        them: the defaults are read from it when it is set, not on every call."""
+        return self._model_input_names
+
+    @model_input_names.setter
+    def model_input_names(self, names):
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"model_input_names must be a list of str, got {names!r}")
+        self._model_input_names = list(names)
+        # the WANT_* bits of a call that asks for nothing: input_ids, and type ids / mask as listed
+        self._default_want = (
+            _WANT_IDS
+            | (_WANT_TYPES if "token_type_ids" in self._model_input_names else 0)
+            | (_WANT_ATTENTION if "attention_mask" in self._model_input_names else 0)
+        )
+
+    @property
+    def split_special_tokens(self) -> bool:
+        """Whether special tokens written in the text are tokenized as ordinary text (a call's
+        split_special_tokens= overrides it)."""
+        return self._split_special_tokens
+
+    @split_special_tokens.setter
+    def split_special_tokens(self, value):
+        self._split_special_tokens = bool(value)
+        self._options_cache = {}  # the options of the calls that did not say are resolved anew
 
     @staticmethod
     def _side(side, name):
@@ -227,6 +251,9 @@ class BertTokenizer:
                 "padding_side",
                 "truncation_side",
                 "clean_up_tokenization_spaces",
+                "split_special_tokens",
+                "tokenizer_class",
+                "model_input_names",
                 *_SPECIAL_ATTRS,
             ):
                 value = config.get(key)
@@ -255,7 +282,8 @@ class BertTokenizer:
                 fh.write(self.ids_to_tokens.get(i, self._vocab_list[i]) + "\n")
         special = {a: getattr(self, a) for a in _SPECIAL_ATTRS}
         config = {
-            "tokenizer_class": "BertTokenizer",
+            "tokenizer_class": self.tokenizer_class,
+            "model_input_names": self.model_input_names,
             "do_lower_case": self.do_lower_case,
             "strip_accents": self.strip_accents,
             "tokenize_chinese_chars": self.tokenize_chinese_chars,
@@ -263,6 +291,7 @@ class BertTokenizer:
             "padding_side": self.padding_side,
             "truncation_side": self.truncation_side,
             "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
+            "split_special_tokens": self.split_special_tokens,
             **special,
         }
         config_file = os.path.join(directory, "tokenizer_config.json")
@@ -304,11 +333,13 @@ class BertTokenizer:
         return [self.ids_to_tokens[i] for i in ids if i in self.ids_to_tokens and i not in special]
 
     # ---- encoding ----------------------------------------------------------------------------------------
-    def tokenize(self, text: str, pair: str | None = None) -> list[str]:
-        """WordPiece tokens of `text` (no [CLS]/[SEP]; special tokens written in the text are kept whole)."""
-        tokens = self._core.tokenize(_check_text(text, "text"))
+    def tokenize(self, text: str, pair: str | None = None, split_special_tokens: bool | None = None) -> list[str]:
+        """WordPiece tokens of `text` (no [CLS]/[SEP]; special tokens written in the text are kept whole unless
+        split_special_tokens, which defaults to the tokenizer's)."""
+        split = self.split_special_tokens if split_special_tokens is None else bool(split_special_tokens)
+        tokens = self._core.tokenize(_check_text(text, "text"), split)
         if pair is not None:
-            tokens += self._core.tokenize(_check_text(pair, "text_pair"))
+            tokens += self._core.tokenize(_check_text(pair, "text_pair"), split)
         return tokens
 
     def encode(self, text, text_pair=None, add_special_tokens: bool = True, **kwargs) -> list[int]:
@@ -332,6 +363,7 @@ class BertTokenizer:
         return_special_tokens_mask: bool = False,
         return_offsets_mapping: bool = False,
         return_length: bool = False,
+        split_special_tokens: bool | None = None,
         num_threads: int | None = None,
         **kwargs,
     ) -> BatchEncoding:
@@ -347,12 +379,25 @@ class BertTokenizer:
             padding_side,
             add_special_tokens,
             return_overflowing_tokens,
+            split_special_tokens,
             num_threads,
             return_tensors,
         )
-        want = _wanted_outputs(
-            return_token_type_ids, return_attention_mask, return_special_tokens_mask, return_offsets_mapping
-        )
+        if (
+            return_token_type_ids is None
+            and return_attention_mask is None
+            and not return_special_tokens_mask
+            and not return_offsets_mapping
+        ):
+            want = self._default_want  # the usual call: no function call for it
+        else:
+            want = _wanted_outputs(
+                return_token_type_ids,
+                return_attention_mask,
+                return_special_tokens_mask,
+                return_offsets_mapping,
+                self._default_want,
+            )
         out = self._encode_batch(texts, pairs, options, as_numpy=return_tensors is not None, want=want)
         return _batch_encoding(
             out, return_tensors, return_length, unbatch=not batched and not return_overflowing_tokens
@@ -368,6 +413,7 @@ class BertTokenizer:
         padding_side,
         add_special_tokens,
         return_overflowing_tokens,
+        split_special_tokens,
         num_threads,
         return_tensors,
     ) -> EncodeOptions:
@@ -387,6 +433,7 @@ class BertTokenizer:
             padding_side,
             add_special_tokens,
             return_overflowing_tokens,
+            split_special_tokens,
             num_threads,
             type(padding),
             type(truncation),
@@ -397,7 +444,7 @@ class BertTokenizer:
             self.truncation_side,
             self.model_max_length,
             self.num_threads,
-        )
+        )  # (split_special_tokens: its setter clears the cache)
         try:
             options = self._options_cache.get(key)
         except TypeError:
@@ -417,6 +464,9 @@ class BertTokenizer:
             add_special_tokens=add_special_tokens,
             return_overflowing_tokens=return_overflowing_tokens,
             num_threads=num_threads,
+            split_special_tokens=(
+                self.split_special_tokens if split_special_tokens is None else bool(split_special_tokens)
+            ),
         )
         # not kept when it warned (padding="max_length" with nothing to pad to), so that it warns every time
         warned = padding == Padding.MAX_LENGTH and options.padding == Padding.DO_NOT_PAD
@@ -438,6 +488,7 @@ class BertTokenizer:
         add_special_tokens,
         return_overflowing_tokens,
         num_threads,
+        split_special_tokens: bool = False,
     ) -> EncodeOptions:
         """The C++ options of one call, lengths resolved as transformers resolves them."""
         side = self._side(padding_side or self.padding_side, "padding_side")
@@ -461,6 +512,7 @@ class BertTokenizer:
             pad_to_multiple_of=multiple,
             pad_left=side == "left",
             num_threads=int(num_threads or self.num_threads),
+            split_special_tokens=bool(split_special_tokens),
         )
 
     def _truncation(self, truncation: Truncation, max_length, stride) -> tuple[Truncation, int]:
@@ -557,6 +609,13 @@ def _from_tokenizer_json(data, path) -> dict:
     by_id = sorted(model["vocab"].items(), key=lambda kv: kv[1])
     if [i for _, i in by_id] != list(range(len(by_id))):
         raise ValueError(f"{path}: vocab ids are not 0..{len(by_id) - 1}")
+    reasons = bert_pipeline_differences(data)
+    if reasons:
+        raise ValueError(
+            f"{path} is a WordPiece tokenizer.json whose pipeline is not BERT's, which fastbert.BertTokenizer "
+            f"implements: {'; '.join(reasons)}. fastbert.AutoTokenizer.from_pretrained runs it as written "
+            "(through the `tokenizers` library)"
+        )
     kwargs = {"vocab": [t for t, _ in by_id]}
     if "unk_token" in model:
         kwargs["unk_token"] = model["unk_token"]
@@ -580,44 +639,6 @@ def _available_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _check_text(t, what):
-    if t is None:
-        raise ValueError(f"{what} is None: pass a str or a list of str")
-    if not isinstance(t, str):
-        raise TypeError(f"{what} must be a str, got {type(t).__name__}")
-    return t
-
-
-def _batch_inputs(text, text_pair):
-    """(texts, pairs or None, batched) in transformers' conventions."""
-    if text is None:
-        raise ValueError("text is None: pass a str or a list of str")
-    if isinstance(text, str):
-        if text_pair is not None and not isinstance(text_pair, str):
-            raise TypeError(f"text_pair must be a str when text is a str, got {type(text_pair).__name__}")
-        # transformers treats an empty single text_pair as no pair
-        return [text], ([text_pair] if text_pair else None), False
-    if not isinstance(text, (list, tuple)):
-        raise TypeError(f"text must be a str or a list/tuple of str, got {type(text).__name__}")
-    texts = list(text)
-    if text_pair is None and texts and all(isinstance(t, (list, tuple)) for t in texts):
-        # a batch of (text, text_pair) pairs
-        for i, t in enumerate(texts):
-            if len(t) != 2:
-                raise ValueError(f"text item {i} must be a (text, text_pair) pair, got {len(t)} items")
-        return [t[0] for t in texts], [t[1] for t in texts], True
-    # Each item is checked to be a str by the C++ side ("text item {i} must be a str"), in the same pass
-    # that reads it: a Python loop here would cost as much as encoding a short text.
-    if text_pair is None:
-        return texts, None, True
-    if isinstance(text_pair, str) or not isinstance(text_pair, (list, tuple)):
-        raise TypeError("text_pair must be a list/tuple of str when text is a list")
-    pairs = list(text_pair)
-    if len(pairs) != len(texts):
-        raise ValueError(f"got {len(texts)} texts but {len(pairs)} text pairs")
-    return texts, pairs, True
-
-
 def _reject_unsupported(kwargs):
     unknown = set(kwargs) - _IGNORED_KWARGS
     if unknown:
@@ -633,51 +654,38 @@ def _strategies(padding, truncation, max_length) -> tuple[Padding, Truncation]:
     return pad, trunc
 
 
-def _check_return_tensors(return_tensors):
-    if return_tensors not in _RETURN_TENSORS:
-        raise ValueError(f"return_tensors must be None, 'np' or 'pt', got {return_tensors!r}")
-
-
-def _check_call_arguments(return_tensors, max_length, stride, pad_to_multiple_of):
-    _check_return_tensors(return_tensors)
-    if max_length is not None and (not isinstance(max_length, (int, np.integer)) or max_length < 0):
-        raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
-    if not isinstance(stride, (int, np.integer)) or stride < 0:
-        raise ValueError(f"stride must be a non-negative int, got {stride!r}")
-    if pad_to_multiple_of is not None and (
-        not isinstance(pad_to_multiple_of, (int, np.integer)) or pad_to_multiple_of < 0
-    ):
-        raise ValueError(f"pad_to_multiple_of must be a non-negative int, got {pad_to_multiple_of!r}")
-
-
 def _wanted_outputs(
-    return_token_type_ids, return_attention_mask, return_special_tokens_mask, return_offsets_mapping
+    return_token_type_ids, return_attention_mask, return_special_tokens_mask, return_offsets_mapping, defaults
 ) -> int:
-    """The WANT_* bits of the outputs asked for (input_ids always; type ids and mask unless turned off)."""
-    want = _tokenizer.WANT_IDS
-    if return_token_type_ids is None or return_token_type_ids:
-        want |= _tokenizer.WANT_TYPES
-    if return_attention_mask is None or return_attention_mask:
-        want |= _tokenizer.WANT_ATTENTION
+    """The WANT_* bits of the outputs asked for: input_ids always; type ids and mask when asked, or when not
+    told, as `defaults` (BertTokenizer._default_want: the bits of its model_input_names) says."""
+    want = _WANT_IDS
+    if return_token_type_ids is None:
+        want |= defaults & _WANT_TYPES
+    elif return_token_type_ids:
+        want |= _WANT_TYPES
+    if return_attention_mask is None:
+        want |= defaults & _WANT_ATTENTION
+    elif return_attention_mask:
+        want |= _WANT_ATTENTION
     if return_special_tokens_mask:
-        want |= _tokenizer.WANT_SPECIAL
+        want |= _WANT_SPECIAL
     if return_offsets_mapping:
-        want |= _tokenizer.WANT_OFFSETS
+        want |= _WANT_OFFSETS
     return want
 
 
 def _batch_encoding(out: dict, return_tensors, return_length: bool, unbatch: bool) -> BatchEncoding:
-    """The C++ outputs as transformers returns them: with `length`, as torch tensors, or one text's rows."""
+    """The C++ outputs as transformers returns them: with `length`, as torch tensors, or one text's rows.
+
+    `length` is each row's length as returned, padding included (transformers' fast tokenizers report
+    len(encoding.ids), after padding), for lists and tensors alike."""
     if return_length:
-        mask_key = "attention_mask"
+        ids = out["input_ids"]
         if return_tensors is None:
-            out["length"] = [len(r) for r in out["input_ids"]]
+            out["length"] = [len(r) for r in ids]
         else:
-            out["length"] = (
-                out[mask_key].sum(axis=1)
-                if mask_key in out
-                else np.full(len(out["input_ids"]), out["input_ids"].shape[1])
-            )
+            out["length"] = np.full(ids.shape[0], ids.shape[1], dtype=np.int64)
     if return_tensors == "pt":
         import torch
 
@@ -685,11 +693,3 @@ def _batch_encoding(out: dict, return_tensors, return_length: bool, unbatch: boo
     elif return_tensors is None and unbatch:
         out = {k: v[0] if isinstance(v, list) and v and isinstance(v[0], list) else v for k, v in out.items()}
     return BatchEncoding(out)
-
-
-def _as_id_list(ids) -> list[int]:
-    if hasattr(ids, "tolist"):
-        ids = ids.tolist()
-    if isinstance(ids, int):
-        return [ids]
-    return [int(i) for i in ids]

@@ -23,7 +23,7 @@ tokenizers = pytest.importorskip("tokenizers")
 from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers  # noqa: E402
 
 import fastbert  # noqa: E402
-from fastbert.auto_tokenizer import AutoTokenizer, DistilBertTokenizer, choose  # noqa: E402
+from fastbert.auto_tokenizer import AutoTokenizer, choose  # noqa: E402
 from fastbert.hf_tokenizer import TokenizersTokenizer  # noqa: E402
 from fastbert.tokenizer import BertTokenizer  # noqa: E402
 
@@ -174,31 +174,45 @@ def test_wordpiece_json_bert_does_not_implement_goes_to_tokenizers(tmp_path, min
 
 
 # ---- DistilBERT ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("layout", ["tokenizer_class", "model_type_only"])
+DISTILBERT_LAYOUTS = ["tokenizer_class", "tokenizer_class_fast", "model_type_only", "model_type_and_bert_class",
+                      "vocab_txt_model_type_only", "vocab_txt_tokenizer_class", "no_class_no_model_type"]
+
+
+@pytest.mark.parametrize("layout", DISTILBERT_LAYOUTS)
 def test_distilbert(tmp_path, minilm_dir, lines, layout):
     """transformers' DistilBertTokenizer (a tokenizer_config naming it) returns no token_type_ids by default; a
-    DistilBERT checkpoint that names no tokenizer class gets BertTokenizer (transformers' mapping), with them."""
-    for name in ("vocab.txt", "tokenizer.json"):
+    DistilBERT checkpoint that names no tokenizer class gets BertTokenizer (transformers' mapping), with them;
+    a bare tokenizer.json (no class, no model type) gets transformers' generic backend, without them.
+    fastbert.AutoTokenizer gives a plain BertTokenizer with the same defaults, and save_pretrained keeps them."""
+    names = ("vocab.txt",) if layout.startswith("vocab_txt") else ("vocab.txt", "tokenizer.json")
+    for name in names:
         shutil.copy(os.path.join(minilm_dir, name), tmp_path)
     config = json.load(open(os.path.join(minilm_dir, "tokenizer_config.json"), encoding="utf-8"))
-    if layout == "tokenizer_class":
+    config.pop("tokenizer_class")
+    if layout in ("tokenizer_class", "vocab_txt_tokenizer_class"):
         config["tokenizer_class"] = "DistilBertTokenizer"
-    else:
-        config.pop("tokenizer_class")
+    elif layout == "tokenizer_class_fast":
+        config["tokenizer_class"] = "DistilBertTokenizerFast"
+    elif layout == "model_type_and_bert_class":
+        config["tokenizer_class"] = "BertTokenizer"
+    if "model_type" in layout:
         with open(tmp_path / "config.json", "w") as fh:
             json.dump({"model_type": "distilbert", "vocab_size": 30522}, fh)
     with open(tmp_path / "tokenizer_config.json", "w") as fh:
         json.dump(config, fh)
     ours, ref = AutoTokenizer.from_pretrained(tmp_path), transformers.AutoTokenizer.from_pretrained(tmp_path)
-    assert isinstance(ours, BertTokenizer)
+    assert type(ours) is BertTokenizer
     assert ours.model_input_names == ref.model_input_names
-    assert (type(ours).__name__ == "DistilBertTokenizer") == (layout == "tokenizer_class")
     a, b = pairs_of(lines)
     for kwargs in ({}, dict(return_token_type_ids=True), dict(padding=True, return_tensors="np")):
         assert_same(ours(a, b, **kwargs), ref(a, b, **kwargs))
-    if layout == "tokenizer_class":
-        ours.save_pretrained(tmp_path / "saved")
-        assert type(AutoTokenizer.from_pretrained(tmp_path / "saved")) is DistilBertTokenizer
+    ours.save_pretrained(tmp_path / "saved")
+    again, ref_again = (AutoTokenizer.from_pretrained(tmp_path / "saved"),
+                        transformers.AutoTokenizer.from_pretrained(tmp_path / "saved"))
+    assert type(again) is BertTokenizer
+    assert again.model_input_names == ref_again.model_input_names == ref.model_input_names
+    assert_same(again(a, b), ref(a, b))
+    assert_same(ref_again(a, b), ref(a, b))
 
 
 # ---- parity ---------------------------------------------------------------------------------------------
@@ -425,3 +439,30 @@ def test_checkpoints_without_a_usable_tokenizer_raise(tmp_path, minilm_dir):
         AutoTokenizer.from_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError):
         AutoTokenizer.from_pretrained(tmp_path / "missing")
+
+
+def test_tokenizers_backend_works_without_the_extension(checkpoints, lines):
+    """TokenizersTokenizer and the AutoTokenizer choice import no compiled tokenizer extension (their shared
+    helpers live in fastbert.tokenizer_common): a checkpoint of another family loads and encodes without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json\n"
+        "sys.modules['fastbert._tokenizer'] = None  # importing it now raises ImportError\n"
+        "from fastbert.auto_tokenizer import AutoTokenizer\n"
+        "tok = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+        "assert 'fastbert.tokenizer' not in sys.modules\n"
+        "print(json.dumps(tok(json.loads(sys.argv[2]))['input_ids']))\n"
+    )
+    ours, _ = both(checkpoints, "roberta")
+    run = subprocess.run([sys.executable, "-c", code, checkpoints["roberta"], json.dumps(lines[:20])],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == ours(lines[:20])["input_ids"]
+    import fastbert.tokenizer as ft
+    import fastbert.tokenizer_common as common
+
+    for name in ("BatchEncoding", "clean_up_tokenization", "VERY_LARGE_INTEGER", "_batch_inputs", "_as_id_list",
+                 "_check_call_arguments", "bert_pipeline_differences"):
+        assert getattr(ft, name) is getattr(common, name)

@@ -787,3 +787,217 @@ def test_fuzz_no_crash_on_huge_and_strange_inputs():
     full = ours(strange, return_offsets_mapping=True)
     for row, text in zip(full["offset_mapping"], strange):
         assert all(0 <= s <= e <= len(text) for s, e in row)
+
+
+# ---- return_length ----
+def _length_cases():
+    """(call kwargs, pairs) of every layout: padding off / longest / max_length / to a multiple, with and
+    without truncation and overflow."""
+    cases = [
+        dict(),
+        dict(padding=True),
+        dict(padding=True, padding_side="left"),
+        dict(padding=True, return_attention_mask=False),
+        dict(padding="max_length", max_length=40),
+        dict(padding=True, pad_to_multiple_of=8),
+        dict(truncation=True, max_length=9),
+        dict(truncation=True, max_length=9, padding=True),
+        dict(truncation=True, max_length=9, return_overflowing_tokens=True),
+        dict(truncation=True, max_length=9, return_overflowing_tokens=True, stride=2, padding=True),
+        dict(truncation="longest_first", max_length=12, return_overflowing_tokens=True, padding="max_length"),
+    ]
+    return [(kw, pairs) for kw in cases for pairs in (False, True)]
+
+
+@pytest.mark.parametrize("tensors", [None, "np", "pt"])
+@pytest.mark.parametrize("kw,pairs", _length_cases())
+def test_return_length(lines, kw, pairs, tensors):
+    """`length` is each returned row's length, padding included, as transformers' fast tokenizer reports it
+    (len(encoding.ids)): with lists and tensors, for texts, pairs, single texts and overflowing windows."""
+    texts = [line for line in lines[::41] if line.strip()][:12] + ["x", "hi there friend"]
+    second = texts[::-1] if pairs else None
+    kw = dict(kw, return_length=True, return_tensors=tensors)
+    ours, ref = pair_of("uncased")
+    for args in ((texts, second), (texts[-1], second[-1] if pairs else None)):
+        try:
+            want = ref(*args, **kw)
+        except ValueError:
+            want = None  # rows of different lengths as torch tensors
+        if want is None or (tensors == "np" and want["input_ids"].dtype == object):
+            # rows of different lengths: transformers gives numpy object arrays (torch: raises); fastbert
+            # raises for both, asking for padding
+            with pytest.raises(ValueError, match="padding"):
+                ours(*args, **kw)
+            continue
+        got = ours(*args, **kw)
+        assert_same(got, want)
+        assert type(got["length"]) is type(want["length"])
+        if tensors is not None:
+            assert got["length"].dtype == want["length"].dtype and got["length"].shape == want["length"].shape
+
+
+# ---- split_special_tokens ----
+SPECIAL_TEXTS = [
+    "Hello [MASK] world[SEP]x [mask] [CLS][CLS] [UNK] [PAD]",
+    "[SEP]",
+    "no specials here",
+    "[CLS]a[SEP]b[MASK]",
+]
+
+
+@pytest.mark.parametrize("split", [None, False, True])
+def test_split_special_tokens(split):
+    """split_special_tokens=True tokenizes the special tokens written in the text as ordinary text ("[", "cl",
+    "##s", "]"), as transformers (tokenizers' encode_special_tokens) does; the template's stay special."""
+    ours, ref = pair_of("uncased")
+    kw = dict(return_offsets_mapping=True, return_special_tokens_mask=True)
+    if split is not None:
+        kw["split_special_tokens"] = split
+    assert_same(ours(SPECIAL_TEXTS, **kw), ref(SPECIAL_TEXTS, **kw))
+    assert_same(ours(SPECIAL_TEXTS, SPECIAL_TEXTS[::-1], **kw), ref(SPECIAL_TEXTS, SPECIAL_TEXTS[::-1], **kw))
+    assert_same(ours(SPECIAL_TEXTS[0], padding=True, return_tensors="np", **kw),
+                ref(SPECIAL_TEXTS[0], padding=True, return_tensors="np", **kw))
+    tk = {} if split is None else dict(split_special_tokens=split)
+    for text in SPECIAL_TEXTS:
+        assert ours.tokenize(text, **tk) == ref.tokenize(text, **tk)
+
+
+def test_split_special_tokens_as_a_setting(tmp_path):
+    """split_special_tokens as the tokenizer's setting (tokenizer_config.json, the constructor, the attribute):
+    the default of every call and of tokenize, overridden per call, saved by save_pretrained."""
+    ref = transformers.BertTokenizer.from_pretrained(MODEL_DIR, split_special_tokens=True)
+    ours = BertTokenizer.from_pretrained(MODEL_DIR, split_special_tokens=True)
+    for kw in (dict(), dict(split_special_tokens=False), dict(split_special_tokens=True)):
+        assert_same(ours(SPECIAL_TEXTS, **kw), ref(SPECIAL_TEXTS, **kw))
+        assert ours.tokenize(SPECIAL_TEXTS[0], **kw) == ref.tokenize(SPECIAL_TEXTS[0], **kw)
+    ours.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text())["split_special_tokens"] is True
+    again, ref_again = BertTokenizer.from_pretrained(tmp_path), transformers.AutoTokenizer.from_pretrained(tmp_path)
+    assert again.split_special_tokens and ref_again.split_special_tokens
+    assert_same(again(SPECIAL_TEXTS), ref(SPECIAL_TEXTS))
+    # the attribute, changed after calls (their options are cached), applies to the next call
+    plain = BertTokenizer.from_pretrained(MODEL_DIR)
+    before = plain(SPECIAL_TEXTS[0])
+    plain.split_special_tokens = True
+    assert plain(SPECIAL_TEXTS[0]) == ours(SPECIAL_TEXTS[0]) != before
+
+
+def test_only_verbose_is_ignored():
+    """Of transformers' __call__ arguments fastbert does not implement, only verbose (warnings only) is
+    accepted and ignored; the others raise."""
+    ours, ref = pair_of("uncased")
+    assert_same(ours("a b", verbose=False), ref("a b", verbose=False))
+    for kwargs in (dict(text_target="x"), dict(is_split_into_words=True), dict(tokenizer_kwargs={"a": 1}),
+                   dict(return_something=True)):
+        with pytest.raises(TypeError, match="unsupported"):
+            ours("hello", **kwargs)
+
+
+# ---- model_input_names and the tokenizer class ----
+def _checkpoint(tmp_path, **config):
+    """MiniLM's tokenizer files with tokenizer_config.json entries changed (None: removed)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.txt", "tokenizer.json"):
+        shutil.copy(os.path.join(MODEL_DIR, name), tmp_path)
+    data = json.load(open(os.path.join(MODEL_DIR, "tokenizer_config.json"), encoding="utf-8"))
+    data.update(config)
+    data = {k: v for k, v in data.items() if v is not None}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(data))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(tokenizer_class="DistilBertTokenizer"),
+        dict(tokenizer_class="DistilBertTokenizerFast"),
+        dict(tokenizer_class="BertTokenizerFast"),
+        dict(model_input_names=["input_ids", "attention_mask"]),
+        dict(model_input_names=["input_ids", "token_type_ids"]),
+        dict(tokenizer_class="DistilBertTokenizer", model_input_names=["input_ids", "token_type_ids",
+                                                                       "attention_mask"]),
+    ],
+)
+def test_model_input_names_from_the_config(tmp_path, lines, config):
+    """model_input_names from tokenizer_config.json, else the class's (DistilBertTokenizer: no token_type_ids),
+    decide what a call returns unless told; save_pretrained keeps them and the class."""
+    path = _checkpoint(tmp_path / "ckpt", **config)
+    ours, ref = BertTokenizer.from_pretrained(path), transformers.AutoTokenizer.from_pretrained(str(path))
+    assert ours.model_input_names == ref.model_input_names
+    a, b = lines[:40], lines[40:80]
+    for kw in (dict(), dict(return_token_type_ids=True), dict(return_attention_mask=True),
+               dict(return_token_type_ids=False, return_attention_mask=False), dict(padding=True, return_tensors="np")):
+        assert_same(ours(a, b, **kw), ref(a, b, **kw))
+        assert list(ours(a, b, **kw)) == list(ref(a, b, **kw))
+    ours.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text())
+    assert saved["tokenizer_class"] == type(ref).__name__
+    again, ref_again = BertTokenizer.from_pretrained(tmp_path / "saved"), transformers.AutoTokenizer.from_pretrained(
+        str(tmp_path / "saved"))
+    assert type(ref_again) is type(ref)
+    assert again.model_input_names == ref_again.model_input_names == ref.model_input_names
+    assert again.tokenizer_class == ours.tokenizer_class
+    assert_same(again(a, b), ref_again(a, b))
+
+
+def test_model_input_names_set_after_calls():
+    ours = BertTokenizer(VOCAB)
+    assert list(ours("a b")) == ["input_ids", "token_type_ids", "attention_mask"]
+    ours.model_input_names = ["input_ids", "attention_mask"]
+    assert list(ours("a b")) == ["input_ids", "attention_mask"]
+    assert list(ours("a b", return_token_type_ids=True)) == ["input_ids", "token_type_ids", "attention_mask"]
+    assert BertTokenizer(VOCAB, tokenizer_class="DistilBertTokenizerFast").model_input_names == [
+        "input_ids", "attention_mask"]
+    with pytest.raises(TypeError, match="model_input_names"):
+        ours.model_input_names = "input_ids"
+
+
+# ---- tokenizer.json pipelines BertTokenizer does not implement ----
+NOT_BERT = [
+    ("normalizer", {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]}, "normalizer"),
+    ("normalizer", {"type": "BertNormalizer", "clean_text": False, "handle_chinese_chars": True,
+                    "strip_accents": None, "lowercase": True}, "clean_text"),
+    ("pre_tokenizer", {"type": "Whitespace"}, "pre-tokenizer Whitespace"),
+    ("pre_tokenizer", None, "pre-tokenizer None"),
+    ("post_processor", None, "no post-processor"),
+    ("post_processor", {"type": "RobertaProcessing", "sep": ["[SEP]", 102], "cls": ["[CLS]", 101],
+                        "trim_offsets": True, "add_prefix_space": False}, "post-processor RobertaProcessing"),
+    ("post_processor", {"type": "TemplateProcessing",
+                        "single": [{"Sequence": {"id": "A", "type_id": 0}},
+                                   {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+                        "pair": [{"Sequence": {"id": "A", "type_id": 0}},
+                                 {"SpecialToken": {"id": "[SEP]", "type_id": 0}},
+                                 {"Sequence": {"id": "B", "type_id": 1}}],
+                        "special_tokens": {"[SEP]": {"id": "[SEP]", "ids": [102], "tokens": ["[SEP]"]}}},
+     "template other than"),
+    ("decoder", {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
+     "decoder Metaspace"),
+]
+
+
+@pytest.mark.parametrize("key,value,reason", NOT_BERT, ids=[r for _, _, r in NOT_BERT])
+def test_tokenizer_json_that_is_not_berts_raises(tmp_path, lines, key, value, reason):
+    """A WordPiece tokenizer.json whose pipeline differs from BERT's is refused by BertTokenizer, naming the
+    difference; fastbert.AutoTokenizer runs it through `tokenizers` and gives that library's results."""
+    from tokenizers import Tokenizer
+
+    from fastbert.auto_tokenizer import AutoTokenizer
+    from fastbert.hf_tokenizer import TokenizersTokenizer
+
+    data = json.load(open(os.path.join(MODEL_DIR, "tokenizer.json"), encoding="utf-8"))
+    data[key] = value
+    data["padding"] = data["truncation"] = None
+    path = tmp_path / "ckpt"
+    path.mkdir()
+    (path / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    shutil.copy(os.path.join(MODEL_DIR, "tokenizer_config.json"), path)
+    with pytest.raises(ValueError, match=re.escape(reason)) as e:
+        BertTokenizer.from_pretrained(path)
+    assert "AutoTokenizer" in str(e.value)
+    auto = AutoTokenizer.from_pretrained(path)
+    assert isinstance(auto, TokenizersTokenizer)
+    backend = Tokenizer.from_file(str(path / "tokenizer.json"))
+    texts = lines[:50]
+    assert auto(texts)["input_ids"] == [e.ids for e in backend.encode_batch(texts)]
+    assert auto(texts, texts[::-1])["input_ids"] == [e.ids for e in backend.encode_batch(list(zip(texts,
+                                                                                            texts[::-1])))]
