@@ -26,17 +26,17 @@ float32 and quantize afterwards).
 Memory is bounded by one *chunk*, not by the file or the shard: the rows are read ``batch_size x
 SORT_CHUNK_BATCHES`` at a time (2,048 with the default batch size, the same chunk ``SentenceEncoder.encode``
 tokenizes and sorts by length, so the batches, and so the embeddings, are those of a single ``encode`` call),
-encoded, and appended to the shard's file (a ``.npy`` header, then the rows; the header's row count is fixed
-when the shard ends). Measured with all-MiniLM-L6-v2 on 2 cores of an AMD EPYC, batch size 32, shard size
-10,000, lines of ``fastbert.bench`` texts repeated: peak RSS (``ru_maxrss``) 640 MiB for 10,000 lines and 701
-MiB for 100,000 (flat from the second shard on: 695 MiB after 20,000 rows, 701 after 100,000), at 551
-texts/s; on a 1,000,000-line file (127 MB), uninterrupted, shards of 100,000: peak 763 MiB, 656 MiB after
-180,000 lines and 700-780 MiB from 400,000 to the end, at 496 texts/s
-(``benchmarks/results/cpu-avx512/corpus_1m.md``). The rest is the model, torch and one chunk's activations, plus oneDNN's per-shape caches: oneDNN and
-ideep each keep 1,024 compiled GEMMs by default, one per packed row count, at megabytes each (2.9 GiB after
-100,000 texts and still growing), so unless the environment sets them the job caps both at
-``ONEDNN_CACHE_ENTRIES``, which cost no speed here (30,000 texts in 53 s capped, 54 s not). The caps are read
-at the process's first oneDNN GEMM, so they apply where the job runs first, as in ``fastbert encode``.
+encoded, and appended to the shard's file (a ``.npy`` header, then the rows; the header's row count is fixed when
+the shard ends). Measured with all-MiniLM-L6-v2 on 2 cores of an AMD EPYC, batch size 32, shard size 10,000, lines
+of ``fastbert.bench`` texts repeated: peak RSS (``ru_maxrss``) 640 MiB for 10,000 lines and 701 MiB for 100,000
+(flat from the second shard on: 695 MiB after 20,000 rows, 701 after 100,000), at 551 texts/s; on a 1,000,000-line
+file (127 MB), uninterrupted, shards of 100,000: peak 763 MiB, 656 MiB after 180,000 lines and 700-780 MiB from
+400,000 to the end, at 496 texts/s (``benchmarks/results/cpu-avx512/corpus_1m.md``). The rest is the model, torch
+and one chunk's activations, plus oneDNN's per-shape caches: oneDNN and ideep each keep 1,024 compiled GEMMs by
+default, one per packed row count, at megabytes each (2.9 GiB after 100,000 texts and still growing), so unless the
+environment sets them the job caps both at ``ONEDNN_CACHE_ENTRIES``, which cost no speed here (30,000 texts in 53 s
+capped, 54 s not). The caps are read at the process's first oneDNN GEMM, so they apply where the job runs first, as
+in ``fastbert encode``.
 
 Resume: a shard is written to ``.shard-NNNNN.npy.tmp`` and renamed into place when complete (``os.replace``),
 so a shard file that exists is whole. The manifest is written first (``complete: false``) and rewritten after
