@@ -42,6 +42,9 @@ def _worker(rank, world, port, tok_dir, out_path):
         history = T.train(model, examples, collate, _config(batch_size=4))
         if rank == 0:
             torch.save({"losses": [h["loss"] for h in history], "state": model.state_dict()}, out_path)
+        # both ranks tear gloo down together: a rank that destroys its group while the other still holds the
+        # connection can abort in gloo's teardown ("terminate called without an active exception", seen once)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -75,6 +78,9 @@ def _resume_worker(rank, world, port, tok_dir, out_dir, resume, out_path):
         history = T.train(model, examples, collate, config)
         if rank == 0:
             torch.save({"losses": [h["loss"] for h in history], "state": model.state_dict()}, out_path)
+        # both ranks tear gloo down together: a rank that destroys its group while the other still holds the
+        # connection can abort in gloo's teardown ("terminate called without an active exception", seen once)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
