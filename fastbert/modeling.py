@@ -742,20 +742,28 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             query_only, output_hidden_states, input_ids=input_ids, attention_mask=attention_mask,
             token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
         )
-        logits = unpack(self.qa_outputs(x), packing)
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if with_loss:
-            if start_positions.dim() > 1:
-                start_positions = start_positions.squeeze(-1)
-            if end_positions.dim() > 1:
-                end_positions = end_positions.squeeze(-1)
-            ignored = start_logits.size(1)
-            start_positions = start_positions.clamp(0, ignored)
-            end_positions = end_positions.clamp(0, ignored)
-            loss = (F.cross_entropy(start_logits, start_positions, ignore_index=ignored)
-                    + F.cross_entropy(end_logits, end_positions, ignore_index=ignored)) / 2
+        start_logits, end_logits, loss = span_logits_and_loss(self.qa_outputs(x), packing, start_positions,
+                                                              end_positions)
         return _finish(return_dict, QuestionAnsweringModelOutput(loss, start_logits, end_logits, hidden))
+
+
+def span_logits_and_loss(logits: torch.Tensor, packing: Packing, start_positions, end_positions):
+    """A QA head's packed ``(total, 2)`` logits -> padded start and end logits ``(batch, seqlen)`` and
+    transformers' span loss (None without both positions): positions clamped to ``seqlen``, which is ignored,
+    and the mean of the start and end cross-entropies over every column, padding included."""
+    start_logits, end_logits = (t.squeeze(-1).contiguous() for t in unpack(logits, packing).split(1, dim=-1))
+    if start_positions is None or end_positions is None:
+        return start_logits, end_logits, None
+    if start_positions.dim() > 1:
+        start_positions = start_positions.squeeze(-1)
+    if end_positions.dim() > 1:
+        end_positions = end_positions.squeeze(-1)
+    ignored = start_logits.size(1)
+    start_positions = start_positions.clamp(0, ignored)
+    end_positions = end_positions.clamp(0, ignored)
+    loss = (F.cross_entropy(start_logits, start_positions, ignore_index=ignored)
+            + F.cross_entropy(end_logits, end_positions, ignore_index=ignored)) / 2
+    return start_logits, end_logits, loss
 
 
 # ------------------------------------------------------------------------------------------------ conversion

@@ -32,20 +32,20 @@ from torch import nn
 from fastbert import ops, weights
 from fastbert.config import BertConfig, ConfigError
 from fastbert.modeling import (
+    BertForMaskedLM,
+    BertForMultipleChoice,
+    BertForSequenceClassification,
     BertModel,
     BertPreTrainedModel,
     _activation,
-    _classification_loss,
     _finish,
     _Linear,
     _query_only,
+    span_logits_and_loss,
 )
 from fastbert.outputs import (
     BaseModelOutput,
-    MaskedLMOutput,
-    MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
     TokenClassifierOutput,
 )
 from fastbert.packing import QueryOnly, pack, unpack
@@ -249,9 +249,9 @@ class _TiedProjector(nn.Module):
         self.bias = nn.Parameter(torch.zeros(vocab_size))
 
 
-class DistilBertForMaskedLM(DistilBertPreTrainedModel):
+class DistilBertForMaskedLM(DistilBertPreTrainedModel, BertForMaskedLM):
     def __init__(self, config: DistilBertConfig):
-        super().__init__(config)
+        BertPreTrainedModel.__init__(self, config)
         self.act = _activation(config)
         self.distilbert = DistilBertModel(config)
         self.vocab_transform = _Linear(config.hidden_size, config.hidden_size)
@@ -265,7 +265,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
     def get_output_embeddings(self) -> nn.Module:
         return self.vocab_projector
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def mlm_logits(self, x: torch.Tensor) -> torch.Tensor:
         """vocab_transform -> activation -> vocab_layer_norm -> vocab_projector on (packed) hidden states."""
         t, ln, proj = self.vocab_transform, self.vocab_layer_norm, self.vocab_projector
         h = ops.dense_gelu(x, t.weight, t.bias, self.act)
@@ -274,15 +274,11 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
             proj.weight
         return ops.linear(h, weight, proj.bias)
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None, *,
-                head_mask=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
-                                                        head_mask)
-        x, packing, hidden = self._encode(_query_only(False, attention_mask, labels), output_hidden_states,
-                                          input_ids, attention_mask, inputs_embeds, position_ids)
-        logits = self.logits(x)
-        loss = F.cross_entropy(logits, pack(labels, packing)) if labels is not None else None
-        return _finish(return_dict, MaskedLMOutput(loss, unpack(logits, packing), hidden))
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
+                **flags):
+        """transformers' DistilBERT argument order; BERT's masked-LM forward (no token types)."""
+        return BertForMaskedLM.forward(self, input_ids, attention_mask, None, position_ids, inputs_embeds, labels,
+                                       **flags)
 
 
 class _FirstTokenClassifier:
@@ -294,57 +290,42 @@ class _FirstTokenClassifier:
         return self.classifier(_dropout(h, self.config.seq_classif_dropout, self.training))
 
 
-class DistilBertForSequenceClassification(_FirstTokenClassifier, DistilBertPreTrainedModel):
+class DistilBertForSequenceClassification(_FirstTokenClassifier, DistilBertPreTrainedModel,
+                                          BertForSequenceClassification):
     def __init__(self, config: DistilBertConfig):
-        super().__init__(config)
+        BertPreTrainedModel.__init__(self, config)
         self.num_labels = config.num_labels
         self.distilbert = DistilBertModel(config)
         self.pre_classifier = nn.Linear(config.hidden_size, config.hidden_size)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None, *,
-                head_mask=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
-                                                        head_mask)
-        x, packing, hidden = self._encode(QueryOnly.FIRST, output_hidden_states, input_ids, attention_mask,
-                                          inputs_embeds, position_ids)
-        logits = self.classify(x.index_select(0, packing.first_token))  # column 0, padding or not
-        loss = _classification_loss(self.config, logits, labels) if labels is not None else None
-        return _finish(return_dict, SequenceClassifierOutput(loss, logits, hidden))
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
+                **flags):
+        """transformers' DistilBERT argument order; BERT's sequence-classification forward (no token types)."""
+        return BertForSequenceClassification.forward(self, input_ids, attention_mask, None, position_ids,
+                                                     inputs_embeds, labels, **flags)
 
 
-class DistilBertForMultipleChoice(_FirstTokenClassifier, DistilBertPreTrainedModel):
+class DistilBertForMultipleChoice(_FirstTokenClassifier, DistilBertPreTrainedModel, BertForMultipleChoice):
     def __init__(self, config: DistilBertConfig):
-        super().__init__(config)
+        BertPreTrainedModel.__init__(self, config)
         self.distilbert = DistilBertModel(config)
         self.pre_classifier = nn.Linear(config.hidden_size, config.hidden_size)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.init_weights()
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None, *,
-                head_mask=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        """Inputs ``(batch, num_choices, seq_len[, dim])``. ``position_ids`` broadcast against the flattened
-        ``(batch * num_choices, seq_len)`` rows as in transformers, which passes them on unflattened; a
-        ``(batch, num_choices, seq_len)`` tensor is flattened first (transformers cannot take one)."""
-        output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
-                                                        head_mask)
-        ref = input_ids if input_ids is not None else inputs_embeds
-        if ref is None:
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        if not isinstance(ref, torch.Tensor) or ref.dim() != (3 if input_ids is not None else 4):
-            raise ValueError("multiple-choice inputs must be (batch, num_choices, seq_len[, dim])")
-        choices = ref.shape[1]
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
+                **flags):
+        """Inputs ``(batch, num_choices, seq_len[, dim])``; transformers' DistilBERT argument order, BERT's
+        multiple-choice forward (no token types). ``position_ids`` broadcast against the flattened
+        ``(batch * num_choices, seq_len)`` rows as in transformers; a ``(batch, num_choices, seq_len)`` tensor is
+        flattened first (transformers cannot take one)."""
+        return BertForMultipleChoice.forward(self, input_ids, attention_mask, None, position_ids, inputs_embeds,
+                                             labels, **flags)
 
-        def flat(t):
-            return t.reshape(-1, t.shape[-1]) if isinstance(t, torch.Tensor) and t.dim() > 2 else t
-
-        embeds = inputs_embeds.reshape(-1, *inputs_embeds.shape[-2:]) if inputs_embeds is not None else None
-        x, packing, hidden = self._encode(QueryOnly.FIRST, output_hidden_states, flat(input_ids),
-                                          flat(attention_mask), embeds, flat(position_ids))
-        logits = self.classify(x.index_select(0, packing.first_token)).view(-1, choices)
-        loss = F.cross_entropy(logits, labels) if labels is not None else None
-        return _finish(return_dict, MultipleChoiceModelOutput(loss, logits, hidden))
+    def choice_scores(self, x: torch.Tensor, packing) -> torch.Tensor:
+        return self.classify(x.index_select(0, packing.first_token))
 
 
 class DistilBertForTokenClassification(DistilBertPreTrainedModel):
@@ -387,19 +368,9 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
         # transformers' loss is a softmax over every position, padding included: compute them all then
         x, packing, hidden = self._encode(QueryOnly.ALL if with_loss else QueryOnly.NONE, output_hidden_states,
                                           input_ids, attention_mask, inputs_embeds, position_ids)
-        logits = unpack(self.qa_outputs(_dropout(x, self.config.qa_dropout, self.training)), packing)
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if with_loss:
-            if start_positions.dim() > 1:
-                start_positions = start_positions.squeeze(-1)
-            if end_positions.dim() > 1:
-                end_positions = end_positions.squeeze(-1)
-            ignored = start_logits.size(1)
-            start_positions = start_positions.clamp(0, ignored)
-            end_positions = end_positions.clamp(0, ignored)
-            loss = (F.cross_entropy(start_logits, start_positions, ignore_index=ignored)
-                    + F.cross_entropy(end_logits, end_positions, ignore_index=ignored)) / 2
+        start_logits, end_logits, loss = span_logits_and_loss(
+            self.qa_outputs(_dropout(x, self.config.qa_dropout, self.training)), packing, start_positions, end_positions
+        )
         return _finish(return_dict, QuestionAnsweringModelOutput(loss, start_logits, end_logits, hidden))
 
 
