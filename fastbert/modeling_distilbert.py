@@ -274,11 +274,14 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel, BertForMaskedLM):
             proj.weight
         return ops.linear(h, weight, proj.bias)
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
-                **flags):
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None, *,
+                head_mask=None, output_attentions=None, output_hidden_states=None, return_dict=None):
         """transformers' DistilBERT argument order; BERT's masked-LM forward (no token types)."""
-        return BertForMaskedLM.forward(self, input_ids, attention_mask, None, position_ids, inputs_embeds, labels,
-                                       **flags)
+        return BertForMaskedLM.forward(
+            self, input_ids, attention_mask, None, position_ids, inputs_embeds, labels,
+            head_mask=head_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+            return_dict=return_dict,
+        )
 
 
 class _FirstTokenClassifier:
@@ -300,11 +303,14 @@ class DistilBertForSequenceClassification(_FirstTokenClassifier, DistilBertPreTr
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
-                **flags):
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None, *,
+                head_mask=None, output_attentions=None, output_hidden_states=None, return_dict=None):
         """transformers' DistilBERT argument order; BERT's sequence-classification forward (no token types)."""
-        return BertForSequenceClassification.forward(self, input_ids, attention_mask, None, position_ids,
-                                                     inputs_embeds, labels, **flags)
+        return BertForSequenceClassification.forward(
+            self, input_ids, attention_mask, None, position_ids, inputs_embeds, labels,
+            head_mask=head_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+            return_dict=return_dict,
+        )
 
 
 class DistilBertForMultipleChoice(_FirstTokenClassifier, DistilBertPreTrainedModel, BertForMultipleChoice):
@@ -315,14 +321,17 @@ class DistilBertForMultipleChoice(_FirstTokenClassifier, DistilBertPreTrainedMod
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.init_weights()
 
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
-                **flags):
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None, *,
+                head_mask=None, output_attentions=None, output_hidden_states=None, return_dict=None):
         """Inputs ``(batch, num_choices, seq_len[, dim])``; transformers' DistilBERT argument order, BERT's
         multiple-choice forward (no token types). ``position_ids`` broadcast against the flattened
         ``(batch * num_choices, seq_len)`` rows as in transformers; a ``(batch, num_choices, seq_len)`` tensor is
         flattened first (transformers cannot take one)."""
-        return BertForMultipleChoice.forward(self, input_ids, attention_mask, None, position_ids, inputs_embeds,
-                                             labels, **flags)
+        return BertForMultipleChoice.forward(
+            self, input_ids, attention_mask, None, position_ids, inputs_embeds, labels,
+            head_mask=head_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+            return_dict=return_dict,
+        )
 
     def choice_scores(self, x: torch.Tensor, packing) -> torch.Tensor:
         return self.classify(x.index_select(0, packing.first_token))
