@@ -40,6 +40,7 @@ from fastbert.modeling import (
     _finish,
     _Linear,
 )
+from fastbert.modeling_roberta import RobertaClassificationHead
 from fastbert.outputs import (
     Hidden,
     ModelOutput,
@@ -195,20 +196,10 @@ class ElectraGeneratorLMHead(nn.Module):
         return ops.linear(x, self.weight if self.weight is not None else word_embeddings, self.bias)
 
 
-class ElectraClassificationHead(nn.Module):
-    """On the first token: dropout -> dense -> exact GELU -> dropout -> out_proj."""
+class ElectraClassificationHead(RobertaClassificationHead):
+    """RoBERTa's head with the exact GELU: on the first token, dropout -> dense -> GELU -> dropout -> out_proj."""
 
-    def __init__(self, config: ElectraConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
-        self.dropout_p = config.classifier_dropout if config.classifier_dropout is not None else \
-            config.hidden_dropout_prob
-
-    def forward(self, first_tokens: torch.Tensor) -> torch.Tensor:
-        x = F.dropout(first_tokens, self.dropout_p, self.training)
-        x = F.dropout(F.gelu(self.dense(x)), self.dropout_p, self.training)
-        return self.out_proj(x)
+    activation = staticmethod(F.gelu)
 
 
 def _tanh_gelu(x: torch.Tensor) -> torch.Tensor:

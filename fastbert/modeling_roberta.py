@@ -121,7 +121,10 @@ class RobertaLMHead(nn.Module):
 
 
 class RobertaClassificationHead(nn.Module):
-    """On the first token: dropout -> dense -> tanh -> dropout -> out_proj."""
+    """On the first token: dropout -> dense -> ``activation`` (tanh; ELECTRA's head is this with GELU) ->
+    dropout -> out_proj."""
+
+    activation = staticmethod(torch.tanh)
 
     def __init__(self, config: RobertaConfig):
         super().__init__()
@@ -132,7 +135,7 @@ class RobertaClassificationHead(nn.Module):
 
     def forward(self, first_tokens: torch.Tensor) -> torch.Tensor:
         x = F.dropout(first_tokens, self.dropout_p, self.training)
-        x = F.dropout(torch.tanh(self.dense(x)), self.dropout_p, self.training)
+        x = F.dropout(self.activation(self.dense(x)), self.dropout_p, self.training)
         return self.out_proj(x)
 
 
