@@ -5,7 +5,9 @@ Each case is one of the layer's four GEMMs with its epilogue (QKV: bias; attenti
 bias + residual add, then LayerNorm; FFN input: bias + GELU), for the MiniLM and bert-base widths, at 32 rows
 (a few short texts) and 512 rows (a packed batch). Every backend is forced through ``FASTBERT_CPU_LINEAR``
 and called through the same ``fastbert.ops`` function the model calls; providers alternate within each round
-and the figure is the median of per-round ratios (F.linear's time / the backend's).
+and the figure is the median of per-round ratios (F.linear's time / the backend's). The oneDNN columns keep
+the GELU inside the GEMM (``FASTBERT_CPU_GELU=fused``); on the GELU rows one more provider runs the kept-layout
+GEMM alone and then torch's GELU in place (``separate``), and the last column is fused time / separate time.
 
     python benchmarks/bench_cpu_gemm.py [--rounds 9] [--out benchmarks/results/cpu-avx512/cpu_gemm.md]
 
@@ -27,6 +29,7 @@ from fastbert import ops
 from fastbert.dispatch import cpu_info
 
 BACKENDS = ("torch", "onednn", "onednn-packed")
+SEPARATE = "onednn-packed, GELU separate"
 
 
 def cases():
@@ -54,19 +57,21 @@ def run_case(rows, out_features, in_features, epilogue, rounds):
     r = torch.randn(rows, out_features, generator=g)
     ln = (torch.ones(out_features), torch.zeros(out_features))
     reps = max(2, int(3e8 / (2 * rows * out_features * in_features)))
-    times = {name: [] for name in BACKENDS}
+    providers = BACKENDS + ((SEPARATE,) if epilogue == "gelu" else ())
+    times = {name: [] for name in providers}
     outs = {}
     with torch.inference_mode():
         for round_ in range(rounds):
-            order = BACKENDS[round_ % 3:] + BACKENDS[: round_ % 3]
-            for name in order:
-                os.environ["FASTBERT_CPU_LINEAR"] = name
+            k = round_ % len(providers)
+            for name in providers[k:] + providers[:k]:
+                os.environ["FASTBERT_CPU_LINEAR"] = "onednn-packed" if name == SEPARATE else name
+                os.environ["FASTBERT_CPU_GELU"] = "separate" if name == SEPARATE else "fused"
                 outs[name] = _call(epilogue, x, w, b, r, ln)  # warm (the kept layout is made here)
                 t0 = time.perf_counter()
                 for _ in range(reps):
                     _call(epilogue, x, w, b, r, ln)
                 times[name].append((time.perf_counter() - t0) / reps)
-    err = max(float((outs[n] - outs["torch"]).abs().max()) for n in BACKENDS)
+    err = max(float((outs[n] - outs["torch"]).abs().max()) for n in providers)
     return times, err
 
 
@@ -88,17 +93,22 @@ def main(argv=None) -> int:
         "time to the backend's",
         "",
         "| case | rows | F.linear us | oneDNN per-call us | oneDNN kept us | oneDNN per call vs F.linear "
-        "| oneDNN kept vs F.linear | max abs diff |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| oneDNN kept vs F.linear | max abs diff | kept, GELU separate us | GELU separate vs fused |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     print("\n".join(lines), flush=True)
     for label, rows, out_f, in_f, epilogue in cases():
         times, err = run_case(rows, out_f, in_f, epilogue, args.rounds)
         med = {n: statistics.median(t) for n, t in times.items()}
         ratio = {n: statistics.median(a / c for a, c in zip(times["torch"], times[n])) for n in BACKENDS[1:]}
+        separate = "- | -"
+        if SEPARATE in times:
+            apart = statistics.median(a / c for a, c in zip(times["onednn-packed"], times[SEPARATE]))
+            separate = f"{med[SEPARATE] * 1e6:.0f} | {apart:.2f}x"
         lines.append(
             f"| {label} ({out_f}x{in_f}) | {rows} | {med['torch'] * 1e6:.0f} | {med['onednn'] * 1e6:.0f} | "
-            f"{med['onednn-packed'] * 1e6:.0f} | {ratio['onednn']:.2f}x | {ratio['onednn-packed']:.2f}x | {err:.1e} |"
+            f"{med['onednn-packed'] * 1e6:.0f} | {ratio['onednn']:.2f}x | {ratio['onednn-packed']:.2f}x | {err:.1e} | "
+            f"{separate} |"
         )
         print(lines[-1], flush=True)
     if args.out:

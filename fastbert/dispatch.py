@@ -4,7 +4,8 @@ Where two backends can both take a call (fastbert's C++ attention or torch's SDP
 the weight kept in oneDNN's blocked layout, oneDNN reordering it on each call, or ``F.linear``), which one is
 faster depends on the CPU (AVX-512 or AVX2 only), the thread count, the library versions and the shape. So the
 first call of each *shape class* (for attention: heads x head_dim, the longest sequence's bucket, padded or
-not; for a GEMM: the weight's shape, its epilogue, few or many rows) runs every candidate a few times on that
+not; for a GEMM: the weight's shape, its epilogue, few or many rows; for a GEMM followed by GELU: whether
+oneDNN applies the GELU inside the GEMM or torch applies it after, in place) runs every candidate a few times on that
 call's own tensors, alternating them, and keeps the fastest by median time. The calibration is bounded
 (``BUDGET_S`` per class) and its decisions are cached on disk per machine, library versions and settings, so
 a later process reads them instead of measuring again.
@@ -14,7 +15,8 @@ Switches (environment):
 - ``FASTBERT_CALIBRATE=0``: measure nothing; take the decision table measured per instruction set
   (``TABLE``; a test checks it against the committed benchmark results).
 - ``FASTBERT_CPU_ATTENTION=auto|kernel|sdpa`` (``0`` = ``sdpa``), ``FASTBERT_CPU_LINEAR=auto|onednn-packed|onednn|
-  torch`` (``FASTBERT_ONEDNN=0`` = ``torch``): force one backend wherever it can take the call.
+  torch`` (``FASTBERT_ONEDNN=0`` = ``torch``), ``FASTBERT_CPU_GELU=auto|fused|separate``: force one backend
+  wherever it can take the call.
 - ``FASTBERT_CPU_ISA=avx512|avx2|baseline``: which build of the C++ kernel runs (see ``fastbert.ops``).
 - ``FASTBERT_CACHE_DIR``: where the decisions are kept (default ``~/.cache/fastbert``).
 
@@ -44,16 +46,25 @@ MAX_ROUNDS = 9
 # What to take without measuring (FASTBERT_CALIBRATE=0), per instruction set: measured on an AMD EPYC (Zen 5)
 # with each build forced, and torch capped to AVX2 for the AVX2 rows (benchmarks/results/cpu-*/). The C++
 # kernel beat SDPA on every benchmarked case with the AVX-512 and AVX2 builds; the baseline build was never
-# measured to win, so it is not taken without a measurement.
+# measured to win, so it is not taken without a measurement. oneDNN's GELU epilogue is its own erf polynomial:
+# with AVX-512 it costs about what torch's separate in-place GELU pass does, with AVX2 the GEMM + GELU runs
+# 1.10-1.16x faster with the GELU apart (every row count from 32 to 4,096).
 TABLE = {
     "attention": {"avx512": "kernel", "avx2": "kernel", "baseline": "sdpa"},
     "linear": {"AVX512": "onednn-packed", "AVX2": "onednn-packed", "DEFAULT": "torch"},
+    "gelu": {"AVX512": "fused", "AVX2": "separate"},
+}
+
+SWITCHES = {  # op -> (environment variable, allowed values; "auto" measures)
+    "attention": ("FASTBERT_CPU_ATTENTION", ("auto", "kernel", "sdpa")),
+    "linear": ("FASTBERT_CPU_LINEAR", ("auto", "onednn-packed", "onednn", "torch")),
+    "gelu": ("FASTBERT_CPU_GELU", ("auto", "fused", "separate")),
 }
 
 
 @dataclass
 class Decision:
-    op: str  # "attention" or "linear"
+    op: str  # "attention", "linear" or "gelu"
     shape_class: str
     choice: str
     reason: str
@@ -80,16 +91,13 @@ def calibration_enabled() -> bool:
 
 def forced(op: str) -> str:
     """The backend the environment forces for ``op`` ("auto" when none)."""
+    name, allowed = SWITCHES[op]
+    value = os.environ.get(name, "auto")
     if op == "attention":
-        value = os.environ.get("FASTBERT_CPU_ATTENTION", "auto")
         value = {"1": "auto", "0": "sdpa"}.get(value, value)
-        allowed = ("auto", "kernel", "sdpa")
-    else:
-        value = "torch" if os.environ.get("FASTBERT_ONEDNN", "1") == "0" else os.environ.get(
-            "FASTBERT_CPU_LINEAR", "auto")
-        allowed = ("auto", "onednn-packed", "onednn", "torch")
+    elif op == "linear" and os.environ.get("FASTBERT_ONEDNN", "1") == "0":
+        value = "torch"
     if value not in allowed:
-        name = "FASTBERT_CPU_ATTENTION" if op == "attention" else "FASTBERT_CPU_LINEAR"
         raise ValueError(f"{name}={value!r}: expected one of {allowed}")
     return value
 

@@ -308,6 +308,28 @@ def _linear_run(backend: str, x, weight, bias, epilogue: str, residual=None, app
     return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
 
 
+def _gelu_epilogue(backend: str, x: torch.Tensor, weight: torch.Tensor, bias, approximate: str) -> str:
+    """Where a oneDNN GEMM's GELU runs: ``"fused"`` (oneDNN's post-op, inside the GEMM) or ``"separate"`` (the
+    GEMM alone, then torch's GELU in place on its output). oneDNN's post-op is its own erf polynomial, whose cost
+    depends on the instruction set (dispatch.TABLE), so it is measured per weight shape and row-count class."""
+    mode = dispatch.forced("gelu")
+    if mode != "auto":
+        return mode
+    rows = "rows<64" if x.shape[0] < 64 else "rows>=64"
+    shape_class = f"{weight.shape[0]}x{weight.shape[1]} {approximate} {rows} {backend} {torch.get_num_threads()}t"
+
+    def candidates():
+        xs = x[:_CALIBRATION_ROWS]
+
+        def separate():
+            return torch.ops.aten.gelu_(_linear_run(backend, xs, weight, bias, "none"), approximate=approximate)
+
+        return {"fused": functools.partial(_linear_run, backend, xs, weight, bias, "gelu", None, approximate),
+                "separate": separate}
+
+    return dispatch.choose("gelu", shape_class, candidates, _torch_capability())
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x @ weight.T + bias``."""
     return _linear_run(_linear_backend(x, weight, bias, "none"), x, weight, bias, "none")
@@ -320,6 +342,8 @@ def dense_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
         if use_triton(x):
             return bias_gelu(F.linear(x, weight), bias, approximate)
         backend = _linear_backend(x, weight, bias, "gelu", approximate=approximate)
+        if backend != "torch" and _gelu_epilogue(backend, x, weight, bias, approximate) == "separate":
+            return torch.ops.aten.gelu_(_linear_run(backend, x, weight, bias, "none"), approximate=approximate)
         return _linear_run(backend, x, weight, bias, "gelu", approximate=approximate)
     h = linear(x, weight, bias)
     if approximate == "relu":
