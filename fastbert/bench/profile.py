@@ -143,7 +143,8 @@ def device_key(device: torch.device) -> str:
         return f"cuda:{torch.cuda.get_device_name(device)}"
     from fastbert.bench import _cpu_name
 
-    return f"cpu:{_cpu_name()}:{torch.get_num_threads()}threads"
+    # the capability too: a run capped to AVX2 (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA) has a roof of its own
+    return f"cpu:{_cpu_name()}:{torch.backends.cpu.get_cpu_capability()}:{torch.get_num_threads()}threads"
 
 
 def measure_roof(device: torch.device, dtype: torch.dtype = torch.float32, size: int | None = None) -> dict:
