@@ -5,9 +5,9 @@ real token, ``cu_seqlens`` marking where each sequence starts. The backends:
 
 - CUDA tensors: the Triton kernels in ``fastbert.kernels``;
 - CPU fp32 inference: fastbert's C++ attention kernel or torch's SDPA, oneDNN's fused GEMMs (weight kept in
-  oneDNN's layout or reordered per call) or ``F.linear``, each chosen per shape class by measurement on this
-  machine (``fastbert.dispatch``; ``cpu_attention_declines`` / ``linear_declines`` say why one cannot take a
-  call);
+  oneDNN's layout or reordered per call) or ``F.linear``, and a oneDNN GEMM's GELU inside it or after it,
+  each chosen per shape class by measurement on this machine (``fastbert.dispatch``; ``cpu_attention_declines``
+  / ``linear_declines`` say why one cannot take a call);
 - anything else (gradients, other dtypes, ``torch.compile``): the torch reference ops below, which are also
   what the tests compare against.
 
