@@ -272,9 +272,8 @@ def _linear_backend(x: torch.Tensor, weight: torch.Tensor, bias, epilogue: str, 
     mode = dispatch.forced("linear")
     if mode != "auto":
         return "onednn" if mode == "onednn-packed" and not packable else mode
-    rows = "rows<64" if x.shape[0] < 64 else "rows>=64"
-    shape_class = (f"{weight.shape[0]}x{weight.shape[1]} {epilogue} {rows} {'frozen' if packable else 'trainable'}"
-                   f" {torch.get_num_threads()}t")
+    shape_class = (f"{weight.shape[0]}x{weight.shape[1]} {epilogue} {_row_class(x)} "
+                   f"{'frozen' if packable else 'trainable'} {torch.get_num_threads()}t")
 
     def candidates():
         xs = x[:_CALIBRATION_ROWS]
@@ -285,6 +284,11 @@ def _linear_backend(x: torch.Tensor, weight: torch.Tensor, bias, epilogue: str, 
     return dispatch.choose("linear", shape_class, candidates, _torch_capability())
 
 
+def _row_class(x: torch.Tensor) -> str:
+    """The row-count class of a GEMM's calibration: a few short texts, or a packed batch."""
+    return "rows<64" if x.shape[0] < 64 else "rows>=64"
+
+
 def _torch_capability() -> str:
     cap = _onednn_state.get("capability")
     if cap is None:
@@ -292,17 +296,25 @@ def _torch_capability() -> str:
     return cap
 
 
+# the epilogue of a GEMM with its GELU where _gelu_epilogue says it runs
+_GELU_EPILOGUES = {"fused": "gelu", "separate": "gelu-separate"}
+
+
 def _linear_run(backend: str, x, weight, bias, epilogue: str, residual=None, approximate: str = "none"):
-    """``x @ weight.T + bias`` followed by ``epilogue``: ``"none"``, ``"gelu"`` (``approximate`` form) or
-    ``"add"`` (``+ residual``), on one backend."""
+    """``x @ weight.T + bias`` followed by ``epilogue``: ``"none"``, ``"gelu"`` (``approximate`` form; inside
+    oneDNN's GEMM), ``"gelu-separate"`` (the same GELU by torch, in place after the GEMM) or ``"add"``
+    (``+ residual``), on one backend."""
     if backend == "torch":
         h = F.linear(x, weight, bias)
-        if epilogue == "gelu":
+        if epilogue in _GELU_EPILOGUES.values():
             return F.gelu(h, approximate=approximate)
         return h + residual if epilogue == "add" else h
     w = _onednn_weight(weight) if backend == "onednn-packed" else weight
     if epilogue == "gelu":
         return torch.ops.mkldnn._linear_pointwise(x, w, bias, "gelu", [], approximate)
+    if epilogue == "gelu-separate":
+        return torch.ops.aten.gelu_(torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], ""),
+                                    approximate=approximate)
     if epilogue == "add":
         return torch.ops.mkldnn._linear_pointwise.binary(x, residual, w, bias, "add")
     return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
@@ -315,17 +327,13 @@ def _gelu_epilogue(backend: str, x: torch.Tensor, weight: torch.Tensor, bias, ap
     mode = dispatch.forced("gelu")
     if mode != "auto":
         return mode
-    rows = "rows<64" if x.shape[0] < 64 else "rows>=64"
-    shape_class = f"{weight.shape[0]}x{weight.shape[1]} {approximate} {rows} {backend} {torch.get_num_threads()}t"
+    shape_class = (f"{weight.shape[0]}x{weight.shape[1]} {approximate} {_row_class(x)} {backend} "
+                   f"{torch.get_num_threads()}t")
 
     def candidates():
         xs = x[:_CALIBRATION_ROWS]
-
-        def separate():
-            return torch.ops.aten.gelu_(_linear_run(backend, xs, weight, bias, "none"), approximate=approximate)
-
-        return {"fused": functools.partial(_linear_run, backend, xs, weight, bias, "gelu", None, approximate),
-                "separate": separate}
+        return {where: functools.partial(_linear_run, backend, xs, weight, bias, epilogue, None, approximate)
+                for where, epilogue in _GELU_EPILOGUES.items()}
 
     return dispatch.choose("gelu", shape_class, candidates, _torch_capability())
 
@@ -342,9 +350,10 @@ def dense_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
         if use_triton(x):
             return bias_gelu(F.linear(x, weight), bias, approximate)
         backend = _linear_backend(x, weight, bias, "gelu", approximate=approximate)
-        if backend != "torch" and _gelu_epilogue(backend, x, weight, bias, approximate) == "separate":
-            return torch.ops.aten.gelu_(_linear_run(backend, x, weight, bias, "none"), approximate=approximate)
-        return _linear_run(backend, x, weight, bias, "gelu", approximate=approximate)
+        epilogue = "gelu"
+        if backend != "torch":  # oneDNN's GEMM: its GELU inside it or torch's after it, as measured
+            epilogue = _GELU_EPILOGUES[_gelu_epilogue(backend, x, weight, bias, approximate)]
+        return _linear_run(backend, x, weight, bias, epilogue, approximate=approximate)
     h = linear(x, weight, bias)
     if approximate == "relu":
         return F.relu(h)
