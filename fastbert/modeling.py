@@ -529,6 +529,8 @@ def _check_broadcast(name, t, shape):
 
 # ------------------------------------------------------------------------------------------------ heads
 class BertForPreTraining(BertPreTrainedModel):
+    output_class = BertForPreTrainingOutput
+
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
@@ -540,19 +542,30 @@ class BertForPreTraining(BertPreTrainedModel):
                 output_attentions=None, output_hidden_states=None, return_dict=None):
         output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
                                                         head_mask)
+        return self._pretraining(labels, next_sentence_label, output_hidden_states, return_dict,
+                                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                 position_ids=position_ids, inputs_embeds=inputs_embeds)
+
+    def _pretraining(self, labels, pair_label, output_hidden_states, return_dict, **inputs):
+        """The family's pre-training forward: masked-LM logits of every token (``mlm_logits``) and two-way
+        sentence-pair logits of the pooled first token (``pair_logits``: BERT's next sentence, ALBERT's sentence
+        order); the loss is the sum of both cross-entropies when both labels are given."""
         x, packing, hidden = self._run_bert(
-            _query_only(True, attention_mask, labels), output_hidden_states, input_ids=input_ids,
-            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
+            _query_only(True, inputs["attention_mask"], labels), output_hidden_states, **inputs
         )
-        pooled = self.bert.pool(x, packing)
-        logits = self.cls.predictions(x, self.bert.embeddings.word_embeddings.weight)
-        nsp = self.cls.seq_relationship(pooled)
+        logits = self.mlm_logits(x)
+        pair = self.pair_logits(self._bert().pool(x, packing))
         loss = None
-        if labels is not None and next_sentence_label is not None:
+        if labels is not None and pair_label is not None:
             mlm_loss = F.cross_entropy(logits, pack(labels, packing))
-            loss = mlm_loss + F.cross_entropy(nsp.view(-1, 2), next_sentence_label.view(-1))
-        return _finish(return_dict, BertForPreTrainingOutput(loss, unpack(logits, packing), nsp, hidden))
+            loss = mlm_loss + F.cross_entropy(pair.view(-1, 2), pair_label.view(-1))
+        return _finish(return_dict, self.output_class(loss, unpack(logits, packing), pair, hidden))
+
+    def mlm_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cls.predictions(x, self.bert.embeddings.word_embeddings.weight)
+
+    def pair_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.cls.seq_relationship(pooled)
 
 
 class BertForMaskedLM(BertPreTrainedModel):

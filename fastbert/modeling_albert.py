@@ -37,6 +37,7 @@ from fastbert.modeling import (
     BertEmbeddings,
     BertForMaskedLM,
     BertForMultipleChoice,
+    BertForPreTraining,
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
@@ -45,12 +46,10 @@ from fastbert.modeling import (
     BertPreTrainedModel,
     _activation,
     _ClassifierDropout,
-    _finish,
     _Linear,
-    _query_only,
 )
 from fastbert.outputs import Hidden, ModelOutput, Tensor
-from fastbert.packing import Packing, pack, unpack
+from fastbert.packing import Packing
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -262,9 +261,14 @@ class AlbertModel(AlbertPreTrainedModel, BertModel):
 
 
 # ------------------------------------------------------------------------------------------------ heads
-class AlbertForPreTraining(AlbertPreTrainedModel):
+class AlbertForPreTraining(AlbertPreTrainedModel, BertForPreTraining):
+    """BERT's pre-training forward with ALBERT's heads: sentence order (``sentence_order_label``, ``sop_logits``)
+    where BERT has next sentence."""
+
+    output_class = AlbertForPreTrainingOutput
+
     def __init__(self, config: AlbertConfig):
-        super().__init__(config)
+        BertPreTrainedModel.__init__(self, config)
         self.albert = AlbertModel(config)
         self.predictions = AlbertMLMHead(config)
         self.sop_classifier = AlbertSOPHead(config)
@@ -275,18 +279,15 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
                 output_attentions=None, output_hidden_states=None, return_dict=None):
         output_hidden_states, return_dict = self._flags(output_attentions, output_hidden_states, return_dict,
                                                         head_mask)
-        x, packing, hidden = self._run_bert(
-            _query_only(True, attention_mask, labels), output_hidden_states, input_ids=input_ids,
-            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-        )
-        logits = self.predictions(x, self.albert.embeddings.word_embeddings.weight)
-        sop = self.sop_classifier(self.albert.pool(x, packing))
-        loss = None
-        if labels is not None and sentence_order_label is not None:
-            mlm_loss = F.cross_entropy(logits, pack(labels, packing))
-            loss = mlm_loss + F.cross_entropy(sop.view(-1, 2), sentence_order_label.view(-1))
-        return _finish(return_dict, AlbertForPreTrainingOutput(loss, unpack(logits, packing), sop, hidden))
+        return self._pretraining(labels, sentence_order_label, output_hidden_states, return_dict,
+                                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                 position_ids=position_ids, inputs_embeds=inputs_embeds)
+
+    def mlm_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictions(x, self.albert.embeddings.word_embeddings.weight)
+
+    def pair_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.sop_classifier(pooled)
 
 
 class AlbertForMaskedLM(AlbertPreTrainedModel, BertForMaskedLM):
