@@ -3,6 +3,7 @@
 import argparse
 import json
 
+import bench_scripts
 import pytest
 
 from fastbert import bench, cli
@@ -148,13 +149,7 @@ def test_every_family_benches_with_parity(family):
 
 def test_bench_families_script_writes_its_table(tmp_path):
     """``benchmarks/bench_families.py`` on the tiny shape: one row per family and case, speedup and parity."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_families.py"
-    spec = importlib.util.spec_from_file_location("bench_families", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = bench_scripts.load("bench_families")
     out = tmp_path / "families.md"
     families = list(bench.FAMILY_SHAPES)
     assert module.main(["--shape", "tiny", "--families", ",".join(families), "--reps", "1", "--budget", "1",

@@ -1,24 +1,16 @@
 """``benchmarks/cpu_ceiling.py``: the FLOP count behind the fp32 ceiling, and the ceiling it reports."""
 
-import importlib.util
 import json
 import shutil
-import sys
-from pathlib import Path
 
+import bench_scripts
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _script():
-    spec = importlib.util.spec_from_file_location("cpu_ceiling", ROOT / "benchmarks" / "cpu_ceiling.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["cpu_ceiling"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_scripts.load("cpu_ceiling")
 
 
 def test_the_flop_count_is_what_transformers_computes():

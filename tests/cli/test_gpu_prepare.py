@@ -1,23 +1,19 @@
 """The carry-sized copy of the bundled checkpoint for GPU sessions, and FASTBERT_MODEL_DIR."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
+import bench_scripts
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from fastbert import bench
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_prepare_writes_an_fp16_copy_under_the_carry_limit(tmp_path, monkeypatch, minilm_dir):
-    spec = importlib.util.spec_from_file_location("gpu_prepare", ROOT / "benchmarks" / "gpu_prepare.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench_scripts.load("gpu_prepare")
     dest = mod.prepare(tmp_path / "minilm")
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
     assert size < 60 * 2**20  # a device call carries 64 MiB in all
@@ -36,9 +32,7 @@ def test_prepare_writes_an_fp16_copy_under_the_carry_limit(tmp_path, monkeypatch
 
 
 def test_the_copy_is_put_in_the_local_ignore_list(tmp_path):
-    spec = importlib.util.spec_from_file_location("gpu_prepare", ROOT / "benchmarks" / "gpu_prepare.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench_scripts.load("gpu_prepare")
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     assert mod.ignore_locally(repo / ".gpu" / "minilm", root=repo) == "/.gpu/"

@@ -3,7 +3,6 @@ run before a GPU is spent on it; and its time limits, deadline and plan."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,16 +11,14 @@ import tarfile
 import time
 from pathlib import Path
 
+import bench_scripts
+
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["env", "build", "compile", "smoke", "table-fp32", "train", "tests", "sweeps"]
 
 
 def _load(name="gpu_run"):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_scripts.load(name)
 
 
 def test_rehearsal_runs_every_step_and_returns_at_most_8_files(tmp_path):
