@@ -11,8 +11,8 @@ int8, bf16, pruning). A goal above the ceiling cannot be met on this machine in 
 difference as the room there is. Inputs:
 
 - the peak: ``cpu_peak/fma_peak.cpp`` compiled here (g++) for the vector width torch's capability allows (8 floats
-  with AVX2, 16 with AVX-512) and run on torch's thread count; also the best rate of a large oneDNN GEMM, which
-  is what a real GEMM reaches;
+  with AVX2, 16 with AVX-512) and run on torch's thread count; also the best rate of fastbert's GEMM on the
+  bert-base FFN shapes, which is what a real GEMM reaches;
 - ``--engine``: a ``fastbert bench`` result (``bench.json``; its "infer ... full" rows: a fixed batch of
   ``batch x seqlen`` real tokens of the bench's ``shape``) with its baseline's (transformers sdpa) and
   fastbert's times;
@@ -65,27 +65,20 @@ def fma_peak(threads: int, width: int) -> float | None:
 
 
 def gemm_rate() -> float:
-    """Best GFLOP/s of the BERT-base FFN GEMMs (1024 rows) through oneDNN with a kept weight layout, else
-    F.linear."""
+    """Best GFLOP/s of the bert-base FFN GEMMs (1024 rows, frozen weights) through fastbert's GEMM,
+    ``ops.linear``: oneDNN with the kept layout, per call or ``F.linear``, whichever its dispatch measures
+    fastest here."""
+    from fastbert import ops
+
     g = torch.Generator().manual_seed(0)
     best = 0.0
     with torch.inference_mode():
         for k, n in ((768, 3072), (3072, 768)):
             x, w = torch.randn(1024, k, generator=g), torch.randn(n, k, generator=g)
-            try:
-                wp = torch.ops.mkldnn._reorder_linear_weight(w, 512)
-
-                def f(x=x, wp=wp):
-                    return torch.ops.mkldnn._linear_pointwise(x, wp, None, "none", [], "")
-
-                f()
-            except (RuntimeError, AttributeError):
-                def f(x=x, w=w):
-                    return torch.nn.functional.linear(x, w)
-
+            ops.linear(x, w)  # the first call of the shape makes the dispatch's choice
             for _ in range(5):
                 t0 = time.perf_counter()
-                f()
+                ops.linear(x, w)
                 best = max(best, 2 * 1024 * k * n / (time.perf_counter() - t0) / 1e9)
     return best
 
@@ -158,7 +151,7 @@ def main(argv=None) -> int:
         "",
         f"FMA peak ({width}-wide, {threads} threads): "
         + (f"{peak:.0f} GFLOP/s" if peak else "not measured (no g++ or not x86-64)")
-        + f"; best oneDNN GEMM (bert-base FFN, 1024 rows): {gemm:.0f} GFLOP/s"
+        + f"; best GEMM (ops.linear, bert-base FFN, 1024 rows): {gemm:.0f} GFLOP/s"
         + (f" ({gemm / peak:.0%} of the peak)" if peak else ""),
         "",
         "fp32 ceiling = competitor's time / (GEMM + attention FLOPs on the real tokens / "
