@@ -18,6 +18,7 @@ import pytest
 import torch
 import transformers
 from masks import MODES, padding_mask
+from parity import max_errors
 
 import fastbert
 from fastbert import ConfigError
@@ -99,23 +100,6 @@ def _labels(task, cfg, ids, mask, on_padding=False):
     return {"labels": tokens}
 
 
-def _max_errors(a, b, mask) -> dict[str, float]:
-    """Max abs error of every output field of ``b`` (fastbert) against ``a`` (transformers), on real tokens."""
-    rows = mask.reshape(-1, mask.shape[-1]).bool()
-    errors = {}
-    for key in (k for k in a.keys() if k != "attentions"):
-        ta, tb = a[key], b[key]
-        if key == "hidden_states":
-            assert len(ta) == len(tb), (len(ta), len(tb))
-            errors[key] = max((x[rows] - y[rows]).abs().max().item() for x, y in zip(ta, tb))
-            continue
-        assert ta.shape == tb.shape, key
-        if ta.dim() >= 2 and ta.shape[:2] == rows.shape:
-            ta, tb = ta[rows], tb[rows]
-        errors[key] = (ta - tb).abs().max().item()
-    return errors
-
-
 def _pair(tmp_path, task, **overrides):
     """A random transformers model saved with save_pretrained, and fastbert's Auto class loading it strictly."""
     cfg = _hf_config(task, **overrides)
@@ -129,7 +113,7 @@ def _pair(tmp_path, task, **overrides):
 def _compare(hf, fb, mask, **kwargs):
     with torch.no_grad():
         a, b = hf(attention_mask=mask, **kwargs), fb(attention_mask=mask, **kwargs)
-    return _max_errors(a, b, mask)
+    return max_errors(a, b, mask)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -18,6 +18,7 @@ import pytest
 import torch
 import transformers
 from masks import MODES, padding_mask
+from parity import max_errors
 
 import fastbert
 from fastbert import ConfigError
@@ -84,25 +85,6 @@ def _labels(task, cfg, ids, mask):
     return {}
 
 
-def _max_errors(a, b, mask) -> dict[str, float]:
-    """Max abs error of every output field of ``b`` (fastbert) against ``a`` (transformers), on real tokens;
-    ``mask`` is the ``(rows, seq_len)`` mask the encoder saw."""
-    assert list(a.keys()) == list(b.keys()), (list(a.keys()), list(b.keys()))
-    real = mask.bool()
-    errors = {}
-    for key in a.keys():
-        ta, tb = a[key], b[key]
-        if key == "hidden_states":
-            assert len(ta) == len(tb)
-            errors[key] = max((x[real] - y[real]).abs().max().item() for x, y in zip(ta, tb))
-            continue
-        assert ta.shape == tb.shape, key
-        if ta.dim() >= 2 and ta.shape[:2] == mask.shape:
-            ta, tb = ta[real], tb[real]
-        errors[key] = (ta - tb).abs().max().item()
-    return errors
-
-
 def _pair(tmp_path, task, **overrides):
     """A random transformers model saved with save_pretrained, and fastbert's Auto class loading it strictly."""
     cfg = _hf_config(task, **overrides)
@@ -127,7 +109,7 @@ def test_every_head_matches_transformers(tmp_path, task, mode):
     cfg, hf, fb = _pair(tmp_path, task)
     ids, mask = _batch(cfg, mode)
     a, b = _run_both(hf, fb, task, ids, mask, output_hidden_states=True, **_labels(task, cfg, ids, mask))
-    errors = _max_errors(a, b, mask)
+    errors = max_errors(a, b, mask)
     assert max(errors.values()) <= ATOL, errors
     assert len(b.hidden_states) == cfg.n_layers + 1
     if task != "Model":
@@ -144,7 +126,7 @@ def test_relu_untied_sinusoidal_checkpoint(tmp_path):
     for mode in ("left", "holes"):
         ids, mask = _batch(cfg, mode, seed=2)
         a, b = _run_both(hf, fb, "ForMaskedLM", ids, mask, output_hidden_states=True)
-        errors = _max_errors(a, b, mask)
+        errors = max_errors(a, b, mask)
         assert max(errors.values()) <= ATOL, (mode, errors)
     fresh = fastbert.DistilBertModel(fastbert.DistilBertConfig(**cfg.to_dict()))
     table = fresh.embeddings.position_embeddings.weight
@@ -166,7 +148,7 @@ def test_inputs_embeds_and_position_ids(tmp_path, mode):
                    dict(inputs_embeds=emb, position_ids=positions[:1])):
         with torch.no_grad():
             a, b = hf(attention_mask=mask, **kwargs), fb(attention_mask=mask, **kwargs)
-        errors = _max_errors(a, b, mask)
+        errors = max_errors(a, b, mask)
         assert max(errors.values()) <= ATOL, (list(kwargs), errors)
     cfg, hf, fb = _pair(tmp_path / "mc", "ForMultipleChoice")
     _, mc_mask = _inputs("ForMultipleChoice", ids, mask)
@@ -176,7 +158,7 @@ def test_inputs_embeds_and_position_ids(tmp_path, mode):
         with torch.no_grad():
             a, b = hf(attention_mask=mc_mask, labels=labels, **kwargs), fb(attention_mask=mc_mask, labels=labels,
                                                                              **kwargs)
-        assert max(_max_errors(a, b, mask).values()) <= ATOL, list(kwargs)
+        assert max(max_errors(a, b, mask).values()) <= ATOL, list(kwargs)
 
 
 def test_labels_on_padding_and_classification_losses(tmp_path):
@@ -199,7 +181,7 @@ def test_labels_on_padding_and_classification_losses(tmp_path):
     for i, (task, overrides, labels) in enumerate(cases):
         _, hf, fb = _pair(tmp_path / str(i), task, **overrides)
         a, b = _run_both(hf, fb, task, ids, mask, **labels)
-        errors = _max_errors(a, b, mask)
+        errors = max_errors(a, b, mask)
         assert "loss" in errors and max(errors.values()) <= ATOL, (task, overrides, errors)
 
 
@@ -279,7 +261,7 @@ def test_save_pretrained_round_trip_through_transformers(tmp_path, task, tied):
         assert tied_now == tied
     ids, mask = _batch(cfg, "holes", seed=8)
     a, b = _run_both(hf.eval(), fb, task, ids, mask, output_hidden_states=True)
-    assert max(_max_errors(a, b, mask).values()) <= ATOL
+    assert max(max_errors(a, b, mask).values()) <= ATOL
     again = getattr(fastbert, "DistilBert" + task).from_pretrained(tmp_path, strict=True)
     assert list(fb.state_dict()) == list(again.state_dict())
     for (k1, v1), v2 in zip(fb.state_dict().items(), again.state_dict().values()):
@@ -303,7 +285,7 @@ def test_legacy_checkpoint_and_bare_checkpoints(tmp_path):
     fb = fastbert.AutoModelForMaskedLM.from_pretrained(legacy, strict=True)
     ids, mask = _batch(cfg, "random", seed=12)
     a, b = _run_both(hf, fb, "ForMaskedLM", ids, mask)
-    assert max(_max_errors(a, b, mask).values()) <= ATOL
+    assert max(max_errors(a, b, mask).values()) <= ATOL
     assert fb.config.tie_weights_ is True
 
     with pytest.warns(UserWarning, match="vocab_transform.weight"):

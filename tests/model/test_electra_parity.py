@@ -17,6 +17,7 @@ import pytest
 import torch
 import transformers
 from masks import MODES, padding_mask
+from parity import max_errors
 
 import fastbert
 from fastbert import ConfigError
@@ -84,25 +85,6 @@ def _labels(task, cfg, ids, mask, on_padding=False):
     return {}
 
 
-def _max_errors(a, b, mask) -> dict[str, float]:
-    """Max abs error of every output field of ``b`` (fastbert) against ``a`` (transformers), on real tokens;
-    the field names must be the same."""
-    assert list(a.keys()) == list(b.keys())
-    mask = mask.reshape(-1, mask.shape[-1]).bool()
-    errors = {}
-    for key in a.keys():
-        ta, tb = a[key], b[key]
-        if key == "hidden_states":
-            assert len(ta) == len(tb)
-            errors[key] = max((x[mask] - y[mask]).abs().max().item() for x, y in zip(ta, tb))
-            continue
-        assert ta.shape == tb.shape, key
-        if ta.dim() >= 2 and ta.shape[:2] == mask.shape:
-            ta, tb = ta[mask], tb[mask]
-        errors[key] = (ta - tb).abs().max().item()
-    return errors
-
-
 def _auto(task):
     return getattr(fastbert, "AutoModel" + ("" if task == "Model" else task))
 
@@ -135,7 +117,7 @@ def test_every_head_matches_transformers(tmp_path, sizes, task, mode):
     kwargs = dict(attention_mask=mask, token_type_ids=types, output_hidden_states=True,
                   **_labels(task, cfg, ids, mask))
     a, b = _run(hf, fb, ids, **kwargs)
-    errors = _max_errors(a, b, mask)
+    errors = max_errors(a, b, mask)
     assert max(errors.values()) <= ATOL, errors
     assert len(b.hidden_states) == cfg.num_hidden_layers + 1
     assert b.hidden_states[0].shape[-1] == cfg.hidden_size  # the projected embeddings, as transformers gives
@@ -160,7 +142,7 @@ def test_labels_on_padding(tmp_path, task, mode):
     torch.testing.assert_close(b.loss, a.loss, atol=ATOL, rtol=0)
     a, b = _run(hf, fb, ids, token_type_ids=types, **labels)
     torch.testing.assert_close(b.loss, a.loss, atol=ATOL, rtol=0)
-    assert max(_max_errors(a, b, torch.ones_like(mask)).values()) <= ATOL
+    assert max(max_errors(a, b, torch.ones_like(mask)).values()) <= ATOL
 
 
 _SUMMARY_TYPES = [dict(summary_type="last"), dict(summary_type="mean"), dict(summary_type="cls_index")]
@@ -179,7 +161,7 @@ def test_multiple_choice_summary_settings(tmp_path, summary, mode):
     ids, types, mask = _batch(cfg, mode, "ForMultipleChoice", seed=2)
     labels = _labels("ForMultipleChoice", cfg, ids, mask)
     a, b = _run(hf, fb, ids, attention_mask=mask, token_type_ids=types, **labels)
-    assert max(_max_errors(a, b, mask).values()) <= ATOL
+    assert max(max_errors(a, b, mask).values()) <= ATOL
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -214,7 +196,7 @@ def test_inputs_embeds_position_ids_and_token_types(tmp_path, sizes, task):
     for kwargs in cases:
         with torch.no_grad():
             a, b = hf(attention_mask=mask, **kwargs), fb(attention_mask=mask, **kwargs)
-        errors = _max_errors(a, b, mask)
+        errors = max_errors(a, b, mask)
         assert max(errors.values()) <= ATOL, (list(kwargs), errors)
     with pytest.raises(ValueError, match=rf"inputs_embeds must be \(batch, seq_len, {cfg.embedding_size}\)"):
         fb(inputs_embeds=torch.randn(*ids.shape, cfg.embedding_size + 1), attention_mask=mask)
@@ -303,7 +285,7 @@ def test_save_pretrained_round_trip_through_transformers(tmp_path, task, tied, s
         assert shared == tied
     ids, types, mask = _batch(cfg, "holes", task, seed=8)
     a, b = _run(hf, fb, ids, attention_mask=mask, token_type_ids=types)
-    assert max(_max_errors(a, b, mask).values()) <= ATOL
+    assert max(max_errors(a, b, mask).values()) <= ATOL
     again = getattr(fastbert, "Electra" + task).from_pretrained(tmp_path, strict=True)
     assert list(fb.state_dict()) == list(again.state_dict())
     for k, v in fb.state_dict().items():
@@ -330,7 +312,7 @@ def test_transformers_checkpoints_load_strictly(tmp_path, tied):
     again = fastbert.ElectraForMaskedLM.from_pretrained(old, strict=True)
     ids, types, mask = _batch(cfg, "third", seed=3)
     a, b = _run(hf, again, ids, attention_mask=mask)
-    assert max(_max_errors(a, b, mask).values()) <= ATOL
+    assert max(max_errors(a, b, mask).values()) <= ATOL
 
 
 def test_bare_checkpoint_into_head_and_head_into_bare(tmp_path):

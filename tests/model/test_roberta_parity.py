@@ -14,6 +14,7 @@ import pytest
 import torch
 import transformers
 from masks import MODES, padding_mask
+from parity import max_errors
 
 import fastbert
 from fastbert import ConfigError
@@ -74,22 +75,6 @@ def _labels(task, cfg, ids, mask):
     return {}
 
 
-def _max_errors(a, b, mask) -> dict[str, float]:
-    """Max abs error of every output field of ``b`` (fastbert) against ``a`` (transformers), on real tokens."""
-    errors = {}
-    for key in (k for k in a.keys() if k != "attentions"):
-        ta, tb = a[key], b[key]
-        if key == "hidden_states":
-            assert len(ta) == len(tb)
-            errors[key] = max((x[mask.bool()] - y[mask.bool()]).abs().max().item() for x, y in zip(ta, tb))
-            continue
-        assert ta.shape == tb.shape, key
-        if ta.dim() >= 2 and ta.shape[:2] == mask.shape:
-            ta, tb = ta[mask.bool()], tb[mask.bool()]
-        errors[key] = (ta - tb).abs().max().item()
-    return errors
-
-
 def _pair(tmp_path, family, task, **overrides):
     """A random transformers model saved with save_pretrained, and fastbert's Auto class loading it strictly."""
     cfg = _hf_config(family, num_labels=2 if task == "ForQuestionAnswering" else 3, **overrides)
@@ -111,7 +96,7 @@ def test_every_head_matches_transformers(tmp_path, family, task, mode):
                                                                                                    mask))
     with torch.no_grad():
         a, b = hf(ids, **kwargs), fb(ids, **kwargs)
-    errors = _max_errors(a, b, mask)
+    errors = max_errors(a, b, mask)
     assert max(errors.values()) <= ATOL, errors
     if task != "Model":
         assert "loss" in errors
@@ -123,7 +108,7 @@ def test_camembert_and_no_optional_inputs(tmp_path):
     ids, _, _ = _batch(cfg, "full", seed=3)
     with torch.no_grad():
         a, b = hf(ids), fb(ids)
-    assert max(_max_errors(a, b, torch.ones_like(ids)).values()) <= ATOL
+    assert max(max_errors(a, b, torch.ones_like(ids)).values()) <= ATOL
 
 
 @pytest.mark.parametrize("mode", ["left", "holes"])
@@ -137,7 +122,7 @@ def test_inputs_embeds_and_explicit_positions(tmp_path, mode):
                    dict(inputs_embeds=emb, position_ids=positions[:1])):
         with torch.no_grad():
             a, b = hf(attention_mask=mask, **kwargs), fb(attention_mask=mask, **kwargs)
-        errors = _max_errors(a, b, mask)
+        errors = max_errors(a, b, mask)
         assert max(errors.values()) <= ATOL, (list(kwargs), errors)
 
 
@@ -206,7 +191,7 @@ def test_save_pretrained_round_trip_through_transformers(tmp_path, task, tied):
     ids, types, mask = _batch(cfg, "holes", seed=8)
     with torch.no_grad():
         a, b = hf(ids, attention_mask=mask), fb(ids, attention_mask=mask)
-    assert max(_max_errors(a, b, mask).values()) <= ATOL
+    assert max(max_errors(a, b, mask).values()) <= ATOL
     again = fastbert.RobertaModel if task == "Model" else getattr(fastbert, "Roberta" + task)
     again = again.from_pretrained(tmp_path, strict=True)
     for (k1, v1), (k2, v2) in zip(fb.state_dict().items(), again.state_dict().items()):
